@@ -1,0 +1,104 @@
+"""Command line: cartoonize a photo or a folder of photos.
+
+    python -m cartoon -i photo.jpg -o cartoon.png
+    python -m cartoon -i photos/ -o cartoons/ --style shinkai --strength 0.8 --max-side 2048
+
+Exit status: 0 when every image was written, 1 when some could not be read (they are reported and skipped),
+2 when nothing could run (unknown style, missing weights, bad arguments).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .engine import BACKENDS, Cartoonizer
+from .errors import CartoonError
+from .imageio import IMAGE_SUFFIXES, save_image
+from .registry import DEFAULT_STYLE, STYLES
+from .runners import PRECISIONS
+
+OUTPUT_FORMATS = ("png", "jpg", "webp")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m cartoon", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-i", "--input", required=True, help="an image file or a folder of images")
+    p.add_argument("-o", "--output", default="results",
+                   help="output file (for one input image) or folder (default: results/)")
+    p.add_argument("-s", "--style", default=DEFAULT_STYLE,
+                   help=f"style name ({', '.join(STYLES)}), a weights folder or a Hugging Face repo id")
+    p.add_argument("--strength", type=float, default=1.0, help="0 = the photo, 1 = full style (default 1)")
+    p.add_argument("--max-side", type=int, default=None, help="downscale inputs so the longer side is at most this")
+    p.add_argument("--tile", type=int, default=None, help="tile size for large images (default 512 CPU, 1024 GPU)")
+    p.add_argument("--overlap", type=int, default=64, help="tile overlap in pixels (default 64)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--backend", default="torch", choices=BACKENDS)
+    p.add_argument("--precision", default="auto", choices=PRECISIONS)
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the generator (slow start, faster runs)")
+    p.add_argument("--ext", default="png", choices=OUTPUT_FORMATS, help="output format for folders (default png)")
+    p.add_argument("--saliency", action="store_true", help="also write the saliency map as NAME_saliency.png")
+    return p
+
+
+def plan(inp: Path, out: Path, ext: str) -> list[tuple[Path, Path]]:
+    """(input, output) pairs. A single image may go to a file path; a folder always goes to a folder."""
+    if inp.is_dir():
+        if out.exists() and not out.is_dir():
+            raise CartoonError(f"{out}: the input is a folder, so the output must be a folder too")
+        files = sorted(p for p in inp.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                       and not p.name.startswith("."))
+        if not files:
+            raise CartoonError(f"{inp}: no images in this folder (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+        return [(f, out / f"{f.stem}.{ext}") for f in files]
+    if not inp.exists():
+        raise CartoonError(f"{inp}: no such file or folder")
+    if out.suffix.lower().lstrip(".") in OUTPUT_FORMATS + ("jpeg",) and not out.is_dir():
+        return [(inp, out)]
+    return [(inp, out / f"{inp.stem}.{ext}")]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if not 0.0 <= args.strength <= 1.0:
+            raise CartoonError(f"--strength must be in [0, 1], got {args.strength}")
+        jobs = plan(Path(args.input), Path(args.output), args.ext)
+        inputs = {j[0].resolve() for j in jobs}
+        for src, dst in jobs:
+            if dst.resolve() in inputs:
+                raise CartoonError(f"{dst}: the output would overwrite an input; choose another output folder")
+        engine = Cartoonizer(args.style, backend=args.backend, device=args.device, precision=args.precision,
+                             threads=args.threads, compile=args.compile, tile=args.tile, overlap=args.overlap)
+    except CartoonError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+    failed = []
+    bar = tqdm(jobs, unit="img", disable=len(jobs) == 1 or None, file=sys.stderr)
+    for src, dst in bar:
+        bar.set_postfix_str(src.name, refresh=False)
+        try:
+            result = engine(src, strength=args.strength, max_side=args.max_side)
+            save_image(result.image, dst)
+            if args.saliency:
+                save_image(result.saliency_pil(), dst.with_name(f"{dst.stem}_saliency.png"))
+        except (CartoonError, OSError, MemoryError) as e:
+            failed.append(src)
+            tqdm.write(f"skipped {src}: {e}", file=sys.stderr)
+    written = len(jobs) - len(failed)
+    print(f"{written} of {len(jobs)} written to {jobs[0][1].parent if len(jobs) > 1 else jobs[0][1]}"
+          f" (style {args.style}, {engine.backend} on {engine.device}, {engine.precision})", file=sys.stderr)
+    if failed:
+        print(f"{len(failed)} failed: {', '.join(os.fspath(f) for f in failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

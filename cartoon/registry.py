@@ -1,0 +1,70 @@
+"""The one registry of styles: what the app lists, what `--style` accepts, what training configs name."""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+from .errors import StyleError
+from .weights import CONFIG_NAME, WEIGHTS_NAME
+
+# Shipped weights live in the repository's weights/ folder; CARTOON_WEIGHTS_DIR points elsewhere (e.g. a volume).
+WEIGHTS_DIR = Path(os.environ.get("CARTOON_WEIGHTS_DIR", Path(__file__).resolve().parent.parent / "weights"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Style:
+    name: str
+    display_name: str
+    description: str
+    mode: str  # "scene" or "portrait": the kind of input it was trained on
+    config: str  # named generator config it is trained with ("paper" or "lite"); the weights' config.json rules
+    folder: str | None = None  # under WEIGHTS_DIR
+    hub_repo: str | None = None  # Hugging Face Hub repo id, used when the local folder has no weights
+    hub_filename: str = WEIGHTS_NAME
+    hub_revision: str | None = None
+
+    @property
+    def local_dir(self) -> Path | None:
+        return WEIGHTS_DIR / self.folder if self.folder else None
+
+    def has_local_weights(self) -> bool:
+        d = self.local_dir
+        return d is not None and (d / WEIGHTS_NAME).is_file() and (d / CONFIG_NAME).is_file()
+
+    def is_available(self) -> bool:
+        """Weights are on disk, or can be fetched from the Hub."""
+        return self.has_local_weights() or self.hub_repo is not None
+
+    def source(self) -> tuple[str, str | None, str]:
+        """(folder or repo id, revision, filename) to hand to `from_pretrained`."""
+        if self.has_local_weights() or not self.hub_repo:
+            return str(self.local_dir), None, WEIGHTS_NAME
+        return self.hub_repo, self.hub_revision, self.hub_filename
+
+
+STYLES: dict[str, Style] = {
+    s.name: s
+    for s in (
+        Style("ghibli", "Ghibli (Hayao)", "Studio Ghibli scenery: soft painted skies, clean outlines, warm flat colour.",
+              mode="scene", config="lite", folder="ghibli"),
+        Style("shinkai", "Shinkai", "Makoto Shinkai scenery: saturated blue skies, bright light, crisp detail.",
+              mode="scene", config="lite", folder="shinkai"),
+        Style("portrait", "Portrait", "photo2cartoon-like portraits: aligned faces on white, smooth skin, big eyes.",
+              mode="portrait", config="lite", folder="portrait"),
+    )
+}
+DEFAULT_STYLE = "ghibli"
+DEFAULT_PORTRAIT_STYLE = "portrait"
+
+
+def get_style(name: str) -> Style:
+    try:
+        return STYLES[name]
+    except KeyError:
+        raise StyleError(f"unknown style {name!r}; known styles: {', '.join(STYLES)}") from None
+
+
+def available_styles(mode: str | None = None) -> list[Style]:
+    """Styles whose weights can be loaded, optionally only those made for `mode`."""
+    return [s for s in STYLES.values() if s.is_available() and (mode is None or s.mode == mode)]
