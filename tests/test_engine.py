@@ -1,0 +1,165 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cartoon import CartoonError, Cartoonizer, Generator, ImageError, StyleError, WeightsError
+from cartoon.runners import TorchRunner, cpu_has_fast_bf16
+from cartoon.strength import apply_strength
+from cartoon.tiling import pad_to_multiple, run_tiled, tile_starts
+
+
+@pytest.fixture(scope="module")
+def engine(lite_weights):
+    return Cartoonizer(lite_weights)
+
+
+def test_output_matches_input_size_and_keeps_alpha(engine):
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    alpha = rng.integers(0, 256, (37, 53), dtype=np.uint8)
+    res = engine(np.dstack([rgb, alpha]))
+    assert res.image.rgb.shape == (37, 53, 3) and res.saliency.shape == (37, 53)
+    np.testing.assert_array_equal(res.image.alpha, alpha)
+    assert res.to_pil().mode == "RGBA" and res.saliency_pil().mode == "L"
+
+
+def test_result_is_the_generator_output(engine, astronaut_small):
+    """No post-processing sneaks in at strength 1: the engine returns what the network computes."""
+    g = engine.runner.generator
+    x = torch.from_numpy(astronaut_small.copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
+    with torch.no_grad():
+        y, sal = g(x)
+    expected = np.clip(np.rint((y[0].permute(1, 2, 0).numpy() + 1) * 127.5), 0, 255)
+    res = engine(astronaut_small)
+    assert np.abs(res.image.rgb.astype(int) - expected).max() <= 1
+    assert np.abs(res.saliency.astype(int) - np.rint(sal[0, 0].numpy() * 255)).max() <= 1
+
+
+def test_padding_is_reflect_and_cropped_back():
+    a = np.arange(5 * 7 * 3, dtype=np.uint8).reshape(5, 7, 3)
+    p = pad_to_multiple(a, 4)
+    assert p.shape == (8, 8, 3)
+    np.testing.assert_array_equal(p[:5, :7], a)
+    np.testing.assert_array_equal(p[5, :7], a[3])  # reflected, not repeated
+
+
+def test_tile_starts_cover_everything():
+    for length, tile, overlap in [(1000, 256, 64), (256, 256, 64), (300, 256, 64), (4096, 512, 64)]:
+        starts = tile_starts(length, tile, overlap)
+        covered = np.zeros(length, bool)
+        for s in starts:
+            covered[s:s + tile] = True
+        assert covered.all() and starts[-1] + min(tile, length) == length
+        assert all(b - a <= tile - overlap for a, b in zip(starts, starts[1:]))
+
+
+def _runner_for(seed):
+    torch.manual_seed(seed)
+    return TorchRunner(Generator("lite"), device="cpu", precision="fp32")
+
+
+def test_tiles_are_seamless_because_statistics_are_shared(astronaut_small):
+    """Tiled output with whole-image statistics matches the one-pass output; per-tile statistics do not."""
+    runner = _runner_for(0)
+    img = np.asarray(Image.fromarray(astronaut_small).resize((256, 256)))
+    whole, _ = run_tiled(runner, img, tile=512, overlap=32, stats_side=256)
+    tiled, _ = run_tiled(runner, img, tile=128, overlap=64, stats_side=256)
+
+    def own_stats_runner(x, stats=None, record=False):  # the naive way: every tile normalises itself
+        return runner(x, stats=None, record=record)
+
+    naive, _ = run_tiled(own_stats_runner, img, tile=128, overlap=64, stats_side=256)
+    err_shared = np.abs(tiled - whole).mean()
+    err_naive = np.abs(naive - whole).mean()
+    assert err_shared < 1.5, err_shared
+    assert err_naive > 2 * err_shared, (err_naive, err_shared)
+    # no seam: the step across the tile border (x = 64..127 overlap) is no larger than steps elsewhere
+    steps = np.abs(np.diff(tiled, axis=1)).mean(axis=(0, 2))
+    assert steps[60:132].max() < 3 * np.median(steps) + 5
+
+
+def test_large_images_take_the_tiled_path(lite_weights):
+    engine = Cartoonizer(lite_weights, tile=128, overlap=32)
+    rng = np.random.default_rng(1)
+    img = np.asarray(Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)).resize((401, 299)))
+    calls = []
+    res = engine(img, progress=lambda done, total: calls.append((done, total)))
+    assert res.image.rgb.shape == (299, 401, 3)
+    assert calls and calls[-1][0] == calls[-1][1] > 1
+
+
+def test_strength_ends_and_middle(engine, astronaut_small):
+    full = engine(astronaut_small, strength=1.0).image.rgb
+    np.testing.assert_array_equal(engine(astronaut_small, strength=0.0).image.rgb, astronaut_small)
+    half = engine(astronaut_small, strength=0.5).image.rgb.astype(float)
+    d_photo = np.abs(half - astronaut_small).mean()
+    d_cartoon = np.abs(half - full).mean()
+    assert 0 < d_photo and 0 < d_cartoon
+    # texture fades faster than colour moves: the half-way image is smoother than a plain pixel mix
+    mix = 0.5 * astronaut_small + 0.5 * full
+    lap = lambda a: np.abs(np.diff(a, 2, axis=0)).mean() + np.abs(np.diff(a, 2, axis=1)).mean()
+    assert lap(half) < lap(mix)
+
+
+def test_strength_formula_end_points_exact():
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    cartoon = rng.uniform(0, 255, (32, 32, 3)).astype(np.float32)
+    np.testing.assert_array_equal(apply_strength(photo, cartoon, 0), photo)
+    np.testing.assert_array_equal(apply_strength(photo, cartoon, 1), np.rint(cartoon).astype(np.uint8))
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, "strong", None])
+def test_bad_strength(engine, astronaut_small, bad):
+    with pytest.raises(CartoonError, match="strength"):
+        engine(astronaut_small, strength=bad)
+
+
+def test_max_side(engine, astronaut_small):
+    assert engine(astronaut_small, max_side=64).image.size == (64, 64)
+
+
+def test_batch_matches_single_calls(engine, astronaut_small):
+    other = np.ascontiguousarray(astronaut_small[::-1])
+    small = np.asarray(Image.fromarray(astronaut_small).resize((50, 70)))
+    results = engine.batch([astronaut_small, other, small], strength=0.8)
+    for img, res in zip([astronaut_small, other, small], results):
+        single = engine(img, strength=0.8)
+        assert np.abs(single.image.rgb.astype(int) - res.image.rgb).max() <= 1
+
+
+def test_bad_inputs_raise_image_errors(engine, tmp_path):
+    (tmp_path / "x.jpg").write_bytes(b"GIF89a nonsense")
+    for bad in (tmp_path / "x.jpg", b"", np.zeros((1, 1, 3), np.uint8)):
+        with pytest.raises(ImageError):
+            engine(bad)
+
+
+def test_unknown_style_and_missing_weights(tmp_path):
+    with pytest.raises(StyleError, match="known styles"):
+        Cartoonizer("van-gogh")
+    with pytest.raises(WeightsError, match="no such weights folder"):
+        Cartoonizer(str(tmp_path / "missing" / "folder"))
+    with pytest.raises(CartoonError, match="backend"):
+        Cartoonizer(Generator("lite"), backend="tensorflow")
+
+
+def test_precision_auto_follows_the_cpu():
+    runner = TorchRunner(Generator("lite"), device="cpu", precision="auto")
+    if cpu_has_fast_bf16():
+        assert runner.precision in ("bf16", "fp32")  # bf16 only if it passed the quality probe
+    else:
+        assert runner.precision == "fp32"
+    with pytest.raises(CartoonError, match="CUDA"):
+        TorchRunner(Generator("lite"), device="cpu", precision="fp16")
+
+
+def test_bf16_path_stays_close_to_fp32(astronaut_small):
+    torch.manual_seed(0)
+    g = Generator("lite")
+    fp32 = Cartoonizer(g, device="cpu", precision="fp32")(astronaut_small).image.rgb.astype(float)
+    bf16_engine = Cartoonizer(g, device="cpu", precision="bf16")
+    assert bf16_engine.precision == "bf16" and bf16_engine.runner.channels_last
+    bf16 = bf16_engine(astronaut_small).image.rgb.astype(float)
+    assert np.abs(fp32 - bf16).mean() < 8  # random weights amplify rounding; trained weights are gentler

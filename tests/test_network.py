@@ -1,0 +1,141 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cartoon.network import (CBAM, CONFIGS, ChannelAttention, Generator, GeneratorConfig, InstanceNorm,
+                             count_parameters)
+
+
+@pytest.mark.parametrize("name", ["paper", "lite"])
+def test_outputs_shapes_and_ranges(name):
+    torch.manual_seed(0)
+    g = Generator(name).eval()
+    x = torch.rand(2, 3, 36, 52) * 2 - 1
+    with torch.no_grad():
+        y, sal = g(x)
+    assert y.shape == (2, 3, 36, 52) and sal.shape == (2, 1, 36, 52)
+    assert y.min() >= -1 and y.max() <= 1
+    assert sal.min() >= 0 and sal.max() <= 1
+
+
+def test_paper_config_is_cartoongan_with_saliency_splice():
+    g = Generator("paper")
+    cfg = g.config
+    assert cfg.channels == (64, 128, 256) and cfg.num_res_blocks == 8 and cfg.block == "plain"
+    assert len(g.res) == 8
+    # the flat conv is 7x7 to 64; each residual block has two 3x3 256->256 convs
+    assert g.flat[0].kernel_size == (7, 7) and g.flat[0].out_channels == 64
+    convs = [m for m in g.res[0].modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.kernel_size for c in convs] == [(3, 3), (3, 3)] and all(c.in_channels == 256 for c in convs)
+    # the three fusions see generator + saliency channels and bring them back to the generator's width
+    for fuse, c in zip(g.fuse, (64, 128, 256)):
+        assert isinstance(fuse.cbam, CBAM)
+        assert fuse.cbam.channel.mlp[0].in_channels == 2 * c
+        assert fuse.out[0].out_channels == c
+    # output: 7x7 conv to RGB then tanh
+    assert g.up[-2].kernel_size == (7, 7) and g.up[-2].out_channels == 3 and isinstance(g.up[-1], torch.nn.Tanh)
+
+
+def test_lite_is_much_smaller_than_paper():
+    assert count_parameters(Generator("lite")) * 20 < count_parameters(Generator("paper"))
+
+
+def test_saliency_features_reach_the_cartoon_output():
+    """The splice is real: changing only the saliency network's early layers changes the cartoon."""
+    torch.manual_seed(0)
+    g = Generator("lite").eval()
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        before = g(x)[0]
+        for p in g.saliency.down1.parameters():
+            p.add_(torch.randn_like(p) * 0.5)
+        after = g(x)[0]
+    assert (before - after).abs().max() > 1e-3
+
+
+def test_saliency_net_alone_matches_the_generator_second_output():
+    torch.manual_seed(0)
+    g = Generator("lite").eval()
+    x = torch.rand(1, 3, 32, 40) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(g(x)[1], g.saliency(x))
+
+
+def test_instance_norm_manual_paths_match_functional():
+    torch.manual_seed(0)
+    norm = InstanceNorm(8)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 2)
+        norm.bias.uniform_(-1, 1)
+    x = torch.randn(2, 8, 10, 12) * 3 + 1
+    ref = F.instance_norm(x, weight=norm.weight, bias=norm.bias, eps=norm.eps)
+    norm.recording = True
+    recorded = norm(x)
+    norm.recording = False
+    assert torch.allclose(recorded, ref, atol=1e-5)
+    norm.replay = norm.recorded
+    assert torch.allclose(norm(x), ref, atol=1e-5)
+
+
+def test_channel_attention_gate_follows_cbam():
+    torch.manual_seed(0)
+    ca = ChannelAttention(16, reduction=4)
+    x = torch.randn(1, 16, 6, 6)
+    gate = torch.sigmoid(ca.mlp(x.mean((2, 3), keepdim=True)) + ca.mlp(x.amax((2, 3), keepdim=True)))
+    assert torch.allclose(ca(x), x * gate)
+
+
+@pytest.mark.parametrize("name", ["paper", "lite"])
+def test_recorded_statistics_replay_exactly(name):
+    torch.manual_seed(0)
+    g = Generator(name).eval()
+    x = torch.rand(1, 3, 32, 48) * 2 - 1
+    with torch.no_grad():
+        plain = g(x)[0]
+        with g.recording_stats() as stats:
+            recorded = g(x)[0]
+        assert len(stats) == len(g.stat_modules()) == len(g.stat_shapes())
+        assert [s.shape[1] for s in stats] == g.stat_shapes()
+        with g.using_stats(stats):
+            replayed = g(x)[0]
+        # a different image normalised with these statistics differs from its own normalisation
+        other = torch.rand(1, 3, 32, 48) * 2 - 1
+        with g.using_stats(stats):
+            foreign = g(other)[0]
+        own = g(other)[0]
+    assert torch.allclose(plain, recorded, atol=1e-5)
+    assert torch.allclose(plain, replayed, atol=1e-5)
+    assert (foreign - own).abs().mean() > 1e-3
+    assert all(m.replay is None and not m.recording for m in g.stat_modules())
+
+
+def test_using_stats_checks_the_count():
+    g = Generator("lite")
+    with pytest.raises(ValueError, match="statistics"):
+        with g.using_stats([torch.zeros(1, 2, 1, 1)]):
+            pass
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(channels=(8, 16)), dict(block="fancy"), dict(upsample="pixelshuffle"), dict(num_res_blocks=-1),
+])
+def test_bad_configs_are_refused(kwargs):
+    with pytest.raises(ValueError):
+        GeneratorConfig(**kwargs)
+
+
+def test_config_dict_round_trip_and_unknown_keys():
+    for cfg in CONFIGS.values():
+        assert GeneratorConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="unknown"):
+        GeneratorConfig.from_dict({"channels": [8, 16, 32], "wings": 2})
+
+
+@pytest.mark.parametrize("block", ["plain", "dwsep", "inverted"])
+@pytest.mark.parametrize("upsample", ["transposed", "resize"])
+def test_every_block_type_builds_and_runs(block, upsample):
+    cfg = GeneratorConfig(channels=(8, 16, 16), saliency_channels=(4, 8, 8), num_res_blocks=1, block=block,
+                          upsample=upsample, expansion=2, cbam_reduction=4)
+    with torch.no_grad():
+        y, s = Generator(cfg).eval()(torch.zeros(1, 3, 16, 24))
+    assert y.shape == (1, 3, 16, 24) and s.shape == (1, 1, 16, 24)

@@ -1,0 +1,68 @@
+import numpy as np
+import onnx
+import pytest
+from PIL import Image
+
+from cartoon import Cartoonizer, WeightsError, from_pretrained
+from cartoon.export import export_onnx, main as export_main
+from cartoon.runners import OnnxRunner, TorchRunner
+from cartoon.tiling import run_tiled, to_network
+
+
+@pytest.fixture(scope="module")
+def exported(lite_weights, tmp_path_factory):
+    out = tmp_path_factory.mktemp("onnx")
+    assert export_main([str(lite_weights), "-o", str(out)]) == 0
+    return out
+
+
+def test_export_writes_four_graphs_with_dynamic_size(exported):
+    names = sorted(p.name for p in exported.iterdir())
+    assert names == ["model.int8.onnx", "model.onnx", "model.tiles.int8.onnx", "model.tiles.onnx"]
+    graph = onnx.load(str(exported / "model.onnx")).graph
+    dims = graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param for d in dims] == ["batch", "", "height", "width"]
+    assert [o.name for o in graph.output][:2] == ["cartoon", "saliency"]
+
+
+def test_onnxruntime_matches_torch_within_1e3(lite_weights, exported, astronaut_small):
+    torch_runner = TorchRunner(from_pretrained(lite_weights), device="cpu", precision="fp32")
+    ort_runner = OnnxRunner(exported, threads=2)
+    for size in [(128, 128), (72, 100)]:  # dynamic height and width
+        x = to_network(np.asarray(Image.fromarray(astronaut_small).resize(size[::-1])))
+        ty, ts, tstats = torch_runner(x, record=True)
+        oy, os_, ostats = ort_runner(x, record=True)
+        assert np.abs(ty - oy).max() < 1e-3 and np.abs(ts - os_).max() < 1e-3
+        assert all(np.abs(a - b).max() < 1e-3 for a, b in zip(tstats, ostats))
+        ty2, _, _ = torch_runner(x, stats=tstats)
+        oy2, _, _ = ort_runner(x, stats=tstats)
+        assert np.abs(ty2 - oy2).max() < 1e-3
+
+
+def test_tiled_onnx_matches_tiled_torch(lite_weights, exported, astronaut_small):
+    img = np.asarray(Image.fromarray(astronaut_small).resize((192, 160)))
+    a, _ = run_tiled(TorchRunner(from_pretrained(lite_weights), device="cpu"), img, 96, 32, 96)
+    b, _ = run_tiled(OnnxRunner(exported, threads=2), img, 96, 32, 96)
+    assert np.abs(a - b).max() < 0.5  # in 0..255 units
+
+
+def test_int8_runs_and_stays_close(lite_weights, exported, astronaut_small):
+    ref = Cartoonizer(lite_weights)(astronaut_small).image.rgb.astype(float)
+    q = Cartoonizer(lite_weights, backend="onnx-int8", onnx_dir=exported, threads=2)
+    assert q.precision == "int8"
+    out = q(astronaut_small).image.rgb.astype(float)
+    assert out.shape == ref.shape and np.abs(out - ref).mean() < 20
+
+
+def test_missing_onnx_files_are_named(lite_weights, tmp_path):
+    with pytest.raises(WeightsError, match="model.onnx: missing; export it"):
+        Cartoonizer(lite_weights, backend="onnx", onnx_dir=tmp_path)
+    (tmp_path / "model.onnx").write_bytes(b"garbage")
+    (tmp_path / "model.tiles.onnx").write_bytes(b"garbage")
+    with pytest.raises(WeightsError, match="cannot load the ONNX model"):
+        Cartoonizer(lite_weights, backend="onnx", onnx_dir=tmp_path)
+
+
+def test_export_cli_reports_errors(tmp_path, capsys):
+    assert export_main([str(tmp_path / "nowhere")]) == 2
+    assert "error:" in capsys.readouterr().err
