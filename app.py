@@ -1,0 +1,615 @@
+"""Cartoon Studio: the web app (Gradio), locally or on Hugging Face Spaces.
+
+    python app.py                       # http://127.0.0.1:7860
+    python app.py --host 0.0.0.0 --port 8080 --share
+
+Thin on purpose: the UI, the queue and the wiring live here; every image operation lives in `cartoon/` (decoding,
+the generator, tiling, strength) and `facecrop/` (face detection, alignment, pasting back).
+
+Scripting it (`pip install gradio_client`):
+
+    from gradio_client import Client, handle_file
+    c = Client("http://127.0.0.1:7860")
+    cartoon_png, before_after, saliency_png, crops, download, info = c.predict(
+        handle_file("photo.jpg"), "ghibli", "auto", 1.0, "photo", 1024, 512, "auto", api_name="/cartoonize")
+    gallery, info = c.predict([handle_file("a.jpg"), handle_file("b.jpg")], "shinkai", "scene", 0.8, "photo",
+                              1024, 512, "auto", api_name="/cartoonize_batch")
+    c.predict(api_name="/styles")      # the styles this server can run
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home at start (and none offline)
+
+import argparse
+import copy
+import functools
+import html
+import importlib.util
+import logging
+import re
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from cartoon import CartoonError, Cartoonizer, RGBImage, load_image, save_image
+from cartoon.imageio import resize_max_side
+from cartoon.registry import DEFAULT_PORTRAIT_STYLE, DEFAULT_STYLE, STYLES, WEIGHTS_DIR, Style, available_styles
+
+try:  # Hugging Face ZeroGPU: present on Spaces only; the GPU is attached for the duration of a decorated call
+    import spaces
+except ImportError:
+    spaces = None
+
+log = logging.getLogger("cartoon.app")
+
+MODES = ("auto", "scene", "portrait")
+MODE_LABELS = [("Auto (portrait when a face is large enough)", "auto"), ("Scene", "scene"), ("Portrait", "portrait")]
+BACKGROUNDS = ("photo", "cartoon")
+# Auto mode goes portrait when the largest face box's longer side is at least this fraction of the shorter image side.
+AUTO_PORTRAIT_FACE_FRACTION = 0.15
+PORTRAIT_CROP_SIZE = 256
+PORTRAIT_MIN_FACE = 48  # px: smaller faces are not cartoonized as portraits
+MIN_OUTPUT_SIDE, MAX_OUTPUT_SIDE = 64, 4096  # the longest output side; inputs are only ever downscaled
+MIN_TILE, MAX_TILE = 128, 2048
+MAX_UPLOAD = "40mb"
+MAX_BATCH = 16  # photos per batch request
+OUTPUT_TTL_S = 3600  # written PNGs older than this are removed
+GPU_DURATION_S = 120  # ZeroGPU: seconds of GPU one request may hold
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Models: loaded once, shared by every request
+
+
+class Studio:
+    """The styles this server can run, their generators (one per style and device) and the face pipeline.
+
+    A generator is not safe to call from two threads at once (tiling records and replays statistics on the module),
+    so each has a lock; the queue's concurrency limit keeps the waiting short.
+    """
+
+    def __init__(self, preload: bool = True):
+        self._lock = threading.Lock()
+        self._engines: dict[tuple[str, str], tuple[Cartoonizer, threading.Lock]] = {}
+        self.errors: dict[str, str] = {}  # style name -> why its weights could not be loaded
+        self._faces: Any = None
+        self._faces_lock = threading.Lock()
+        self._faces_error: str | None = None
+        if preload:
+            for style in available_styles():
+                try:
+                    engine, lock = self.engine(style.name, "auto")
+                    with lock:  # the first call is slow (allocations, kernel choice): pay it at start
+                        engine(np.full((64, 64, 3), 128, np.uint8))
+                except CartoonError as e:
+                    self.errors[style.name] = str(e)
+                    log.warning("style %s not loaded: %s", style.name, e)
+            if self.faces_error():
+                log.warning("portrait mode unavailable: %s", self.faces_error())
+
+    def styles(self, mode: str | None = None) -> list[Style]:
+        return [s for s in available_styles(mode) if s.name not in self.errors]
+
+    def engine(self, name: str, device: str = "auto") -> tuple[Cartoonizer, threading.Lock]:
+        key = (name, device)
+        with self._lock:
+            if key not in self._engines:
+                if name in self.errors:
+                    raise CartoonError(f"style {name!r} cannot be used: {self.errors[name]}")
+                t0 = time.perf_counter()
+                engine = Cartoonizer(name, device=device)
+                self._engines[key] = (engine, threading.Lock())
+                log.info("loaded style %s on %s (%s) in %.1f s", name, engine.device, engine.precision,
+                         time.perf_counter() - t0)
+            return self._engines[key]
+
+    def default_tile(self) -> int:
+        for (_, device), (engine, _) in self._engines.items():
+            if device == "auto":
+                return engine.tile
+        return 512
+
+    def faces(self):
+        """The face pipeline (facecrop.FacePipeline), built once; CartoonError saying why when it cannot be."""
+        with self._faces_lock:
+            if self._faces is None and self._faces_error is None:
+                try:
+                    from facecrop import FacePipeline
+                except ImportError as e:
+                    log.warning("facecrop not importable: %s", e)
+                    self._faces_error = "portrait mode needs the facecrop package, which is not installed here"
+                else:
+                    try:
+                        self._faces = FacePipeline(detector="retinaface", crop_size=PORTRAIT_CROP_SIZE,
+                                                   segmenter=None, min_face=PORTRAIT_MIN_FACE)
+                    except Exception as e:  # noqa: BLE001 - e.g. detector weights missing: scene mode still works
+                        log.exception("face pipeline not loaded")
+                        self._faces_error = f"the face detector could not be loaded ({type(e).__name__}: {e})"
+            if self._faces is None:
+                raise CartoonError(self._faces_error)
+            return self._faces
+
+    def faces_error(self) -> str | None:
+        """None when portrait mode can run, else why not."""
+        try:
+            self.faces()
+            return None
+        except CartoonError as e:
+            return str(e)
+
+    def detect(self, rgb: np.ndarray) -> list:
+        pipe = self.faces()
+        with self._faces_lock:
+            return pipe.detect(rgb)
+
+    def run_portrait(self, rgb: np.ndarray, stylize, background: str, scene):
+        pipe = self.faces()
+        with self._faces_lock:
+            return pipe.run(rgb, stylize, background=background, scene=scene)
+
+
+STUDIO: Studio | None = None
+
+
+def studio() -> Studio:
+    global STUDIO
+    if STUDIO is None:
+        STUDIO = Studio()
+    return STUDIO
+
+
+def default_concurrency() -> int:
+    """Requests that run at once. One on CPU: torch already uses every core for one image. Two on a GPU: one
+    decodes / encodes on the CPU while the other runs the network."""
+    import torch
+
+    return 2 if (spaces is not None or torch.cuda.is_available()) else 1
+
+
+def device_choices() -> list[str]:
+    import torch
+
+    return ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Outputs on disk (Gradio serves files; the PNGs are written losslessly by cartoon.save_image)
+
+OUTPUT_ROOT = Path(tempfile.gettempdir()) / "cartoon-studio"
+
+
+def _new_output_dir() -> Path:
+    OUTPUT_ROOT.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for old in OUTPUT_ROOT.iterdir():
+        try:
+            if now - old.stat().st_mtime > OUTPUT_TTL_S:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
+    d = OUTPUT_ROOT / uuid.uuid4().hex
+    d.mkdir()
+    return d
+
+
+def _stem(path: str | None, fallback: str = "photo") -> str:
+    stem = re.sub(r"[^\w.-]+", "_", Path(path).stem if path else "")[:60].strip("._")
+    return stem or fallback
+
+
+def _save(img: RGBImage | np.ndarray, path: Path) -> str:
+    """Write a lossless PNG: an RGB(A) image, an (H, W, 3) array or an (H, W) map (saliency)."""
+    if isinstance(img, np.ndarray):
+        img = RGBImage(np.ascontiguousarray(img)) if img.ndim == 3 else Image.fromarray(img, "L")
+    return str(save_image(img, path))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The work
+
+
+class UserError(CartoonError):
+    """A request we refuse, with a message for the user."""
+
+
+def _user_errors(fn: Callable) -> Callable:
+    """Every failure reaches the user as a gr.Error with a message, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except CartoonError as e:
+            raise gr.Error(html.escape(str(e)), title="Cannot cartoonize this", print_exception=False) from None
+        except MemoryError:
+            raise gr.Error("Out of memory: choose a smaller output size.", print_exception=False) from None
+        except Exception as e:  # noqa: BLE001 - the details go to the server log, a message to the user
+            if type(e).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError
+                raise gr.Error("The GPU ran out of memory: choose a smaller output size or tile size.",
+                               print_exception=False) from None
+            log.exception("request failed")
+            raise gr.Error(f"Something went wrong on our side ({type(e).__name__}); the server log has the details.",
+                           print_exception=False) from None
+
+    return wrapper
+
+
+def _check_options(style: str, mode: str, strength: float, background: str, max_side: float, tile: float,
+                   device: str) -> tuple[Style, int, int]:
+    st = studio()
+    styles = {s.name: s for s in st.styles()}
+    if not styles:
+        raise UserError(no_styles_message())
+    if style not in styles:
+        raise UserError(f"style {style!r} is not available here; choose one of: {', '.join(styles)}")
+    if mode not in MODES:
+        raise UserError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if background not in BACKGROUNDS:
+        raise UserError(f"background must be one of {', '.join(BACKGROUNDS)}, got {background!r}")
+    try:
+        strength = float(strength)
+        max_side, tile = int(max_side), int(tile)
+    except (TypeError, ValueError):
+        raise UserError("strength, output size and tile size must be numbers") from None
+    if not 0.0 <= strength <= 1.0:
+        raise UserError(f"strength must be between 0 and 1, got {strength}")
+    if not MIN_OUTPUT_SIDE <= max_side <= MAX_OUTPUT_SIDE:
+        raise UserError(f"output size must be between {MIN_OUTPUT_SIDE} and {MAX_OUTPUT_SIDE} px, got {max_side}")
+    if not MIN_TILE <= tile <= MAX_TILE:
+        raise UserError(f"tile size must be between {MIN_TILE} and {MAX_TILE} px, got {tile}")
+    if device not in device_choices():
+        raise UserError(f"device must be one of {', '.join(device_choices())}, got {device!r}")
+    return styles[style], max_side, tile
+
+
+def _run_engine(name: str, device: str, tile: int, image, strength: float, progress=None):
+    engine, lock = studio().engine(name, device)
+    engine = copy.copy(engine)  # per-request tile size, as Cartoonizer(tile=...) sets it; the model is shared
+    engine.tile = engine.stats_side = tile
+    with lock:
+        return engine(image, strength=strength, progress=progress), engine
+
+
+def _process(path: str, name: str, style: Style, mode: str, strength: float, background: str, max_side: int,
+             tile: int, device: str, progress: Callable[[float, str], None]) -> dict:
+    """One photo: returns the images (arrays) and a description of what was done."""
+    t0 = time.perf_counter()
+    progress(0.0, "Reading the photo")
+    img = resize_max_side(load_image(path, name=name), max_side)
+    h, w = img.rgb.shape[:2]
+    st = studio()
+
+    resolved, why = mode, ""
+    if mode == "auto":
+        if st.faces_error():
+            resolved, why = "scene", "face detection is not available here"
+        else:
+            progress(0.05, "Looking for faces")
+            faces = st.detect(img.rgb)
+            if faces:
+                x0, y0, x1, y1 = faces[0].box
+                frac = max(x1 - x0, y1 - y0) / min(h, w)
+                big = frac >= AUTO_PORTRAIT_FACE_FRACTION
+                resolved = "portrait" if big else "scene"
+                why = (f"largest face is {frac:.0%} of the shorter side "
+                       f"({'≥' if big else '<'} {AUTO_PORTRAIT_FACE_FRACTION:.0%})")
+            else:
+                resolved, why = "scene", "no face found"
+
+    def tiles(done: int, total: int) -> None:
+        progress(0.1 + 0.8 * done / total, f"Cartoonizing tile {done}/{total}")
+
+    out: dict[str, Any] = {"photo": img, "crops": [], "saliency": None}
+    if resolved == "scene":
+        progress(0.1, "Cartoonizing")
+        result, engine = _run_engine(style.name, device, tile, img, strength, tiles)
+        out.update(cartoon=result.image, saliency=result.saliency)
+        used = style.display_name
+    else:
+        face_styles = {s.name: s for s in st.styles("portrait")}
+        face_style = face_styles.get(DEFAULT_PORTRAIT_STYLE) or (style if style.mode == "portrait" else None) or style
+        crop_saliency: list[np.ndarray] = []
+        scene_result: list = []
+        engine = None
+
+        def stylize(crop: np.ndarray) -> np.ndarray:
+            nonlocal engine
+            r, engine = _run_engine(face_style.name, device, tile, crop, strength)
+            crop_saliency.append(r.saliency)
+            return r.image.rgb
+
+        def scene(photo: np.ndarray) -> np.ndarray:
+            r, _ = _run_engine(style.name, device, tile, photo, strength, tiles)
+            scene_result.append(r)
+            return r.image.rgb
+
+        progress(0.1, "Aligning and cartoonizing faces")
+        pr = st.run_portrait(img.rgb, stylize, background=background,
+                             scene=scene if background == "cartoon" else None)
+        out["cartoon"] = RGBImage(np.ascontiguousarray(pr.image), img.alpha)
+        if scene_result:
+            out["saliency"] = scene_result[0].saliency
+        for i, (crop, styl) in enumerate(zip(pr.crops, pr.stylized), 1):
+            out["crops"].append((crop.image, f"face {i}: aligned photo"))
+            out["crops"].append((styl, f"face {i}: {face_style.display_name}"))
+            if i <= len(crop_saliency):
+                out["crops"].append((crop_saliency[i - 1], f"face {i}: saliency"))
+        n = len(pr.crops)
+        used = f"faces: {face_style.display_name}, background: " + (
+            f"{style.display_name} cartoon" if background == "cartoon" else "the photo")
+        used += f" ({n} face{'s' if n != 1 else ''})"
+    dt = time.perf_counter() - t0
+    dev = f"{engine.device}, {engine.precision}" if engine is not None else device
+    mode_txt = f"{resolved} mode (auto: {why})" if mode == "auto" else f"{resolved} mode"
+    out["info"] = f"{used} · {mode_txt} · strength {strength:g} · {w}×{h} px · {dev} · {dt:.2f} s"
+    out["style"] = style
+    return out
+
+
+def _progress_fn(progress) -> Callable[[float, str], None]:
+    def report(fraction: float, desc: str) -> None:
+        try:
+            progress(fraction, desc=desc)
+        except Exception:  # noqa: BLE001 - progress is cosmetic (and absent outside a Gradio request)
+            pass
+    return report
+
+
+def _gpu(fn: Callable) -> Callable:
+    """ZeroGPU: hold a GPU for the duration of the call when the `spaces` package is present."""
+    return spaces.GPU(duration=GPU_DURATION_S)(fn) if spaces is not None else fn
+
+
+@_gpu
+@_user_errors
+def cartoonize(photo: str | None, style: str, mode: str, strength: float, background: str, max_side: float,
+               tile: float, device: str, progress=gr.Progress()):
+    """Cartoonize one photo. Returns (cartoon PNG, (photo, cartoon) for the before/after slider, saliency PNG,
+    face crops gallery, the PNG again for the download button, a line saying what was done)."""
+    if photo is None:
+        raise UserError("Upload a photo first (JPEG, PNG, WebP, BMP or TIFF).")
+    st, max_side, tile = _check_options(style, mode, strength, background, max_side, tile, device)
+    name = Path(photo).name
+    out = _process(photo, name, st, mode, float(strength), background, max_side, tile, device,
+                   _progress_fn(progress))
+    _progress_fn(progress)(0.95, "Saving PNG")
+    d = _new_output_dir()
+    stem = _stem(name)
+    cartoon_png = _save(out["cartoon"], d / f"{stem}_{st.name}.png")
+    photo_png = _save(out["photo"], d / f"{stem}.png")
+    saliency_png = _save(out["saliency"], d / f"{stem}_{st.name}_saliency.png") if out["saliency"] is not None else None
+    crops = []
+    for i, (arr, caption) in enumerate(out["crops"]):
+        crops.append((_save(arr, d / f"{stem}_face_{i}.png"), caption))
+    info = out["info"]
+    if out["saliency"] is None and out["crops"]:
+        info += " · saliency maps: per face, in Face crops"
+    return (cartoon_png, (photo_png, cartoon_png), saliency_png, crops,
+            gr.DownloadButton(value=cartoon_png, visible=True), info)
+
+
+@_gpu
+@_user_errors
+def cartoonize_batch(files: list[str] | None, style: str, mode: str, strength: float, background: str,
+                     max_side: float, tile: float, device: str, progress=gr.Progress()):
+    """Cartoonize several photos. Returns (gallery of cartoon PNGs, a summary). Photos that cannot be used are
+    skipped with a warning naming them; when none can be used, the error says why."""
+    files = [f for f in (files or []) if f]
+    if not files:
+        raise UserError("Upload one or more photos first.")
+    if len(files) > MAX_BATCH:
+        raise UserError(f"{len(files)} photos is more than the {MAX_BATCH} a batch may hold; split them up.")
+    st, max_side, tile = _check_options(style, mode, strength, background, max_side, tile, device)
+    report = _progress_fn(progress)
+    d = _new_output_dir()
+    gallery, failed, seen = [], [], set()
+    t0 = time.perf_counter()
+    for i, path in enumerate(files):
+        name = Path(path).name
+        report(i / len(files), f"Photo {i + 1} of {len(files)}: {name}")
+        try:
+            out = _process(path, name, st, mode, float(strength), background, max_side, tile, device,
+                           lambda f, desc: report((i + f) / len(files), f"Photo {i + 1} of {len(files)}: {desc}"))
+        except CartoonError as e:
+            failed.append(str(e) if str(e).startswith(name) else f"{name}: {e}")
+            continue
+        stem = _stem(name, f"photo{i + 1}")
+        while stem in seen:
+            stem += "_"
+        seen.add(stem)
+        gallery.append((_save(out["cartoon"], d / f"{stem}_{st.name}.png"), f"{name} · {out['info']}"))
+    if not gallery:
+        raise UserError("None of the photos could be cartoonized: " + "; ".join(failed))
+    for msg in failed:
+        gr.Warning(html.escape(f"Skipped {msg}"))
+    summary = (f"{len(gallery)} of {len(files)} photos cartoonized with {st.display_name} in "
+               f"{time.perf_counter() - t0:.1f} s")
+    if failed:
+        summary += " · skipped: " + "; ".join(html.escape(m) for m in failed)
+    return gallery, summary
+
+
+def styles() -> list[dict]:
+    """The styles this server can run: name (what /cartoonize takes), display name, description, mode."""
+    return [{"name": s.name, "display_name": s.display_name, "description": s.description, "mode": s.mode}
+            for s in studio().styles()]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The page
+
+
+def photo_input(**kwargs) -> gr.Image:
+    """gr.Image that hands the uploaded file to us undecoded: `cartoon.load_image` is the one decoding path (EXIF,
+    colour profiles, alpha, decompression bombs), so a bad upload gets our message instead of a PIL traceback.
+    (An instance override, not a subclass: Gradio writes a .pyi file next to any module that subclasses a
+    component.)"""
+    component = gr.Image(type="filepath", image_mode=None, **kwargs)
+    decode = component.preprocess
+
+    def preprocess(payload):
+        if payload is None or payload.path is None:  # nothing, or a data: URL (Gradio's own decoding)
+            return decode(payload)
+        return str(payload.path)
+
+    component.preprocess = preprocess
+    return component
+
+
+def no_styles_message() -> str:
+    return (f"No style weights were found in {WEIGHTS_DIR}. Each style needs a folder there with model.safetensors "
+            "and config.json (see `python -m train.export`), or set CARTOON_WEIGHTS_DIR to a folder that has them; "
+            "then restart the app.")
+
+
+def example_photos() -> list[str]:
+    """Photos that installed packages ship: scikit-image's (always, it is a requirement) and scikit-learn's."""
+    paths = []
+    spec = importlib.util.find_spec("skimage")
+    if spec and spec.origin:
+        data = Path(spec.origin).parent / "data"
+        paths += [data / n for n in ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg")]
+    spec = importlib.util.find_spec("sklearn")
+    if spec and spec.origin:
+        images = Path(spec.origin).parent / "datasets" / "images"
+        paths += [images / n for n in ("china.jpg", "flower.jpg")]
+    return [str(p) for p in paths if p.is_file()]
+
+
+def _style_markdown(name: str | None) -> str:
+    s = STYLES.get(name or "")
+    return f"*{s.description}*" if s else ""
+
+
+CSS = """
+#info {min-height: 1.5em}
+"""
+
+
+def build_demo(st: Studio | None = None, concurrency: int | None = None, max_queue: int = 64) -> gr.Blocks:
+    """The page. `concurrency`: requests that run at once (default: `default_concurrency()`); `max_queue`: requests
+    that may wait, more are refused with a message."""
+    global STUDIO
+    if st is not None:
+        STUDIO = st
+    st = studio()
+    names = st.styles()
+    choices = [(f"{s.display_name} ({s.mode})", s.name) for s in sorted(names, key=lambda s: s.mode != "scene")]
+    default = (DEFAULT_STYLE if any(s.name == DEFAULT_STYLE for s in names)
+               else next((s.name for s in names if s.mode == "scene"), names[0].name if names else None))
+    ready = bool(names)
+    limit = max(1, concurrency or default_concurrency())
+
+    with gr.Blocks(title="Cartoon Studio", delete_cache=(OUTPUT_TTL_S, OUTPUT_TTL_S)) as demo:
+        gr.Markdown("# Cartoon Studio\nTurn a photo into a cartoon: pick a style, a mode and a strength. "
+                    "Results are lossless PNGs.")
+        if not ready:
+            gr.Markdown(f"### ⚠️ No styles available\n{html.escape(no_styles_message())}", elem_id="no-styles")
+        for name, err in st.errors.items():
+            gr.Markdown(f"⚠️ Style **{name}** could not be loaded: {html.escape(err)}")
+
+        with gr.Row():
+            with gr.Column(scale=1):
+                # With no styles, any value reaches cartoonize(), which says what to do (not "not in the choices").
+                style = gr.Dropdown(choices, value=default, label="Style", interactive=ready, elem_id="style",
+                                    allow_custom_value=not ready)
+                style_info = gr.Markdown(_style_markdown(default), elem_id="style-info")
+                face_error = st.faces_error()
+                mode = gr.Radio(MODE_LABELS, value="auto", label="Mode", elem_id="mode",
+                                info=(f"Portrait mode is unavailable: {face_error}" if face_error else
+                                      "Portrait: faces are aligned, cartoonized with the portrait style and put back"))
+                background = gr.Radio([("Keep the photo", "photo"), ("Cartoon it too", "cartoon")], value="photo",
+                                      label="Portrait background", elem_id="background")
+                strength = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Strength",
+                                     info="0 = the photo, 1 = the full style", elem_id="strength")
+                with gr.Accordion("Output size, tiling, device", open=False):
+                    max_side = gr.Slider(MIN_OUTPUT_SIDE, MAX_OUTPUT_SIDE, value=1024, step=32,
+                                         label="Longest side (px)", info="larger photos are downscaled first")
+                    tile = gr.Slider(MIN_TILE, MAX_TILE, value=st.default_tile(), step=64, label="Tile size (px)",
+                                     info="larger images run tile by tile, seamlessly; smaller tiles use less memory")
+                    device = gr.Dropdown(device_choices(), value="auto", label="Device")
+            with gr.Column(scale=2):
+                with gr.Tabs():
+                    with gr.Tab("One photo", id="one"):
+                        with gr.Row():
+                            photo = photo_input(label="Photo", sources=["upload", "clipboard", "webcam"],
+                                                elem_id="photo", height=420)
+                            result = gr.Image(label="Cartoon (PNG)", type="filepath", format="png",
+                                              interactive=False, elem_id="result", height=420,
+                                              buttons=["download", "fullscreen"])
+                        run = gr.Button("Cartoonize", variant="primary", interactive=ready, elem_id="run")
+                        info = gr.Markdown(label="info", elem_id="info")
+                        download = gr.DownloadButton("Download PNG", visible=False, elem_id="download")
+                        with gr.Accordion("Before / after, saliency, face crops", open=False):
+                            with gr.Tabs():
+                                with gr.Tab("Before / after"):
+                                    compare = gr.ImageSlider(label="Photo | cartoon", type="filepath", format="png",
+                                                             elem_id="compare")
+                                with gr.Tab("Saliency"):
+                                    saliency = gr.Image(label="Saliency map (what the generator found salient)",
+                                                        type="filepath", format="png", interactive=False,
+                                                        elem_id="saliency")
+                                with gr.Tab("Face crops"):
+                                    crops = gr.Gallery(label="Aligned faces (portrait mode)", format="png",
+                                                       columns=3, elem_id="crops")
+                        examples = example_photos()
+                        if examples:
+                            gr.Examples([[p] for p in examples], inputs=[photo], label="Examples (click one)",
+                                        examples_per_page=8)
+                    with gr.Tab("Several photos", id="many"):
+                        files = gr.File(label="Photos", file_count="multiple", file_types=["image"],
+                                        elem_id="files")
+                        run_batch = gr.Button("Cartoonize all", variant="primary", interactive=ready,
+                                              elem_id="run-batch")
+                        batch_info = gr.Markdown(label="summary", elem_id="batch-info")
+                        gallery = gr.Gallery(label="Cartoons (PNG)", format="png", columns=3, elem_id="gallery",
+                                             buttons=["download", "download_all", "fullscreen"])
+
+        options = [style, mode, strength, background, max_side, tile, device]
+        style.change(_style_markdown, style, style_info, queue=False, api_visibility="private")
+        run.click(cartoonize, [photo, *options], [result, compare, saliency, crops, download, info],
+                  api_name="cartoonize", concurrency_limit=limit, concurrency_id="model")
+        run_batch.click(cartoonize_batch, [files, *options], [gallery, batch_info], api_name="cartoonize_batch",
+                        concurrency_limit=limit, concurrency_id="model")
+        gr.api(styles, api_name="styles", queue=False)
+    demo.queue(max_size=max(1, max_queue), default_concurrency_limit=limit)
+    return demo
+
+
+def allowed_paths() -> list[str]:
+    return sorted({str(Path(p).parent) for p in example_photos()})
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Cartoon Studio web app")
+    p.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1, or $GRADIO_SERVER_NAME)")
+    p.add_argument("--port", type=int, default=None, help="port (default 7860, or $GRADIO_SERVER_PORT)")
+    p.add_argument("--share", action="store_true", help="also serve through a public gradio.live link")
+    p.add_argument("--concurrency", type=int, default=None,
+                   help="requests that run at once (default: 1 on CPU, 2 on a GPU)")
+    p.add_argument("--max-queue", type=int, default=64, help="requests that may wait; more are refused")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    demo = build_demo(concurrency=args.concurrency, max_queue=args.max_queue)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share or None, max_file_size=MAX_UPLOAD,
+                allowed_paths=allowed_paths(), footer_links=["api"], css=CSS, show_error=False)
+
+
+if __name__ == "__main__":
+    main()

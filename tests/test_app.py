@@ -1,0 +1,416 @@
+"""End to end tests of the web app: `python app.py` launched for real, driven by gradio_client and by a real browser.
+
+The app runs in a subprocess with CARTOON_WEIGHTS_DIR pointing at generators with random weights saved through the
+real weights format, so the cartoons can be checked pixel for pixel against `cartoon.Cartoonizer` run here.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.request
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import cartoon
+
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+APP = REPO / "app.py"
+STYLES = ("ghibli", "shinkai", "portrait")
+CHROMIUM = Path("/usr/bin/chromium")
+START_TIMEOUT_S = 180
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Fixtures: weights, photos, a launched app
+
+
+@pytest.fixture(scope="module")
+def weights_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("weights")
+    for seed, name in enumerate(STYLES):
+        torch.manual_seed(seed)
+        cartoon.save_pretrained(cartoon.Generator("lite"), d / name)
+    return d
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, weights: Path, workdir: Path, *args: str):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = workdir / "server.log"
+        env = dict(os.environ, CARTOON_WEIGHTS_DIR=str(weights), GRADIO_ANALYTICS_ENABLED="False",
+                   HF_HUB_OFFLINE="1", GRADIO_TEMP_DIR=str(workdir / "gradio"), TMPDIR=str(workdir))
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen([sys.executable, str(APP), "--host", "127.0.0.1", "--port", str(self.port), *args],
+                                     cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            if self.proc.poll() is not None:
+                pytest.fail(f"app.py exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(self.url + "/gradio_api/info", timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(f"app.py did not answer within {START_TIMEOUT_S} s:\n{self.log()}")
+            time.sleep(0.5)
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+
+
+@pytest.fixture(scope="module")
+def server(weights_dir, tmp_path_factory):
+    s = Server(weights_dir, tmp_path_factory.mktemp("app"))
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def client(server) -> Client:
+    return Client(server.url, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def engines(weights_dir) -> dict[str, cartoon.Cartoonizer]:
+    """The same generators, run here: what the app must give back."""
+    return {name: cartoon.Cartoonizer(str(weights_dir / name), device="cpu") for name in STYLES}
+
+
+def photo(path: Path, w: int, h: int, seed: int = 0) -> Path:
+    """A smooth photo-like image (gradients plus a few blobs) of exactly w x h."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.stack([xx / w, yy / h, 0.5 + 0.5 * np.sin((xx + yy) / (5 + 10 * rng.random()))], -1) * 200
+    for _ in range(4):
+        cx, cy, r = rng.random() * w, rng.random() * h, 5 + rng.random() * min(w, h) / 3
+        img[(xx - cx) ** 2 + (yy - cy) ** 2 < r * r] = rng.integers(0, 256, 3)
+    Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(path)
+    return path
+
+
+def rgb(path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def options(style="ghibli", mode="scene", strength=1.0, background="photo", max_side=1024, tile=512, device="auto"):
+    return (style, mode, strength, background, max_side, tile, device)
+
+
+def assert_close(a: np.ndarray, b: np.ndarray, what: str) -> None:
+    """Equal up to float rounding (the app's torch may use another thread count)."""
+    assert a.shape == b.shape, f"{what}: shape {a.shape} != {b.shape}"
+    diff = np.abs(a.astype(int) - b.astype(int))
+    assert diff.max() <= 2 and diff.mean() < 0.05, f"{what}: max diff {diff.max()}, mean {diff.mean():.3f}"
+
+
+def facecrop_ready() -> bool:
+    try:
+        from facecrop import FacePipeline  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+needs_facecrop = pytest.mark.skipif(not facecrop_ready(), reason="facecrop does not export FacePipeline yet")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The API (gradio_client)
+
+
+def test_api_names_are_stable(client):
+    api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert {"/cartoonize", "/cartoonize_batch", "/styles"} <= set(api)
+    params = [p["parameter_name"] for p in api["/cartoonize"]["parameters"]]
+    assert params == ["photo", "style", "mode", "strength", "background", "max_side", "tile", "device"]
+
+
+def test_styles_endpoint_lists_what_has_weights(client):
+    styles = client.predict(api_name="/styles")
+    assert [s["name"] for s in styles] == list(STYLES)
+    assert all(s["description"] and s["mode"] in ("scene", "portrait") for s in styles)
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_scene_mode_each_style(client, engines, tmp_path, style):
+    src = photo(tmp_path / "street.png", 112, 84, seed=1)
+    out, before_after, saliency, crops, download, info = client.predict(
+        handle_file(str(src)), *options(style=style), api_name="/cartoonize")
+    assert Path(out).suffix == ".png" and Path(out).name == f"street_{style}.png"
+    got = rgb(out)
+    assert got.shape == (84, 112, 3)
+    expected = engines[style](src)
+    assert_close(got, expected.image.rgb, f"{style} cartoon")  # the chosen style's generator, nothing else
+    assert_close(rgb(saliency)[..., 0], expected.saliency, f"{style} saliency")
+    before, after = before_after
+    assert np.array_equal(rgb(before), rgb(src)) and np.array_equal(rgb(after), got)
+    assert np.array_equal(rgb(download["value"]), got)
+    assert crops == []
+    assert "scene mode" in info and cartoon.STYLES[style].display_name in info
+
+
+def test_output_size_downscales_and_strength_zero_is_the_photo(client, tmp_path):
+    src = photo(tmp_path / "big.png", 200, 150, seed=2)
+    out, (before, _), *_ = client.predict(handle_file(str(src)), *options(strength=0.0, max_side=64),
+                                          api_name="/cartoonize")
+    got = rgb(out)
+    assert got.shape == (48, 64, 3)
+    assert np.array_equal(got, rgb(before))  # strength 0: the (downscaled) photo itself
+
+
+def test_tiling_option_matches_the_engine(client, weights_dir, tmp_path):
+    """A 128 px tile size makes a 300 x 140 photo run tile by tile; the app must give the same as the engine."""
+    src = photo(tmp_path / "wide.png", 300, 140, seed=3)
+    out, *_ = client.predict(handle_file(str(src)), *options(tile=128), api_name="/cartoonize")
+    tiled = cartoon.Cartoonizer(str(weights_dir / "ghibli"), device="cpu", tile=128)
+    untiled = cartoon.Cartoonizer(str(weights_dir / "ghibli"), device="cpu", tile=512)
+    expected = tiled(src).image.rgb
+    assert not np.array_equal(expected, untiled(src).image.rgb)  # the tile size really changes the computation
+    assert_close(rgb(out), expected, "tiled cartoon")
+
+
+def test_alpha_is_kept(client, tmp_path):
+    src = tmp_path / "logo.png"
+    a = np.zeros((64, 80, 4), np.uint8)
+    a[..., :3] = 180
+    a[16:48, 20:60, 3] = 255
+    Image.fromarray(a, "RGBA").save(src)
+    out, *_ = client.predict(handle_file(str(src)), *options(), api_name="/cartoonize")
+    with Image.open(out) as im:
+        assert im.mode == "RGBA" and im.size == (80, 64)
+        assert np.array_equal(np.asarray(im)[..., 3], a[..., 3])
+
+
+def _png_claiming(w: int, h: int) -> bytes:
+    """A small, valid 64x64 PNG whose header says w x h (what a decompression bomb looks like before decoding)."""
+    import io
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64)).save(buf, "PNG")
+    data = bytearray(buf.getvalue())
+    ihdr = struct.pack(">II", w, h) + bytes(data[24:29])
+    data[16:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    return bytes(data)
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("notes.png", b"this is not an image at all", "not an image"),
+    ("empty.jpg", b"", "empty"),
+    ("tiny.png", None, "too small"),
+    ("huge.png", _png_claiming(10000, 10000), "more than the 67 MP limit"),
+    ("bomb.png", _png_claiming(20000, 20000), "far too large"),
+    ("cut.png", "truncated", "truncated or corrupt"),
+], ids=["not-an-image", "empty", "too-small", "too-large", "bomb", "truncated"])
+def test_bad_uploads_get_a_message(client, tmp_path, name, content, message):
+    path = tmp_path / name
+    if content is None:
+        Image.new("RGB", (8, 8)).save(path)
+    elif content == "truncated":
+        photo(tmp_path / "full.png", 96, 96, seed=4)
+        path.write_bytes((tmp_path / "full.png").read_bytes()[:400])
+    else:
+        path.write_bytes(content)
+    with pytest.raises(AppError) as e:
+        client.predict(handle_file(str(path)), *options(), api_name="/cartoonize")
+    assert message in str(e.value)
+    assert "Traceback" not in str(e.value) and str(tmp_path) not in str(e.value)
+
+
+@pytest.mark.parametrize("opts, message", [
+    (options(strength=1.5), "Value 1.5 is greater than maximum value 1.0"),
+    (options(max_side=10), "Value 10 is less than minimum value 64"),
+    (options(tile=16), "Value 16 is less than minimum value 128"),
+    (options(mode="cubist"), "'cubist'.* is not in the list of choices"),
+], ids=["strength", "max-side", "tile", "mode"])
+def test_bad_options_get_a_message(client, tmp_path, opts, message):
+    src = photo(tmp_path / "p.png", 64, 64)
+    with pytest.raises(AppError, match=message):
+        client.predict(handle_file(str(src)), *opts, api_name="/cartoonize")
+
+
+def test_no_photo_gets_a_message(client):
+    with pytest.raises(AppError, match="Upload a photo first"):
+        client.predict(None, *options(), api_name="/cartoonize")
+
+
+def test_batch_gallery_skips_bad_files_with_a_message(client, engines, tmp_path):
+    a = photo(tmp_path / "a.png", 96, 64, seed=5)
+    b = photo(tmp_path / "b.jpg", 72, 80, seed=6)
+    bad = tmp_path / "c.png"
+    bad.write_text("not an image")
+    gallery, summary = client.predict([handle_file(str(a)), handle_file(str(bad)), handle_file(str(b))],
+                                      *options(style="shinkai"), api_name="/cartoonize_batch")
+    assert len(gallery) == 2
+    assert [Path(g["image"]).name for g in gallery] == ["a_shinkai.png", "b_shinkai.png"]
+    assert_close(rgb(gallery[0]["image"]), engines["shinkai"](a).image.rgb, "batch a")
+    assert rgb(gallery[1]["image"]).shape == (80, 72, 3)
+    assert "2 of 3 photos" in summary and "c.png: not an image" in summary
+    with pytest.raises(AppError, match="None of the photos could be cartoonized"):
+        client.predict([handle_file(str(bad))], *options(), api_name="/cartoonize_batch")
+
+
+def test_portrait_mode_without_a_face_pipeline_says_so_or_needs_a_face(client, tmp_path):
+    """Portrait mode on a photo without a face: a clear message either way (no face / no face pipeline)."""
+    src = photo(tmp_path / "noface.png", 96, 96, seed=7)
+    with pytest.raises(AppError) as e:
+        client.predict(handle_file(str(src)), *options(mode="portrait"), api_name="/cartoonize")
+    msg = str(e.value).lower()
+    assert "face" in msg and "traceback" not in msg
+
+
+def test_twenty_concurrent_requests_all_answered(server, engines, tmp_path):
+    """20 requests at once: every one is answered with its own result (none lost, none swapped), and the app
+    still answers afterwards."""
+    n = 20
+    srcs = [photo(tmp_path / f"c{i}.png", 48 + 4 * i, 40 + 2 * i, seed=100 + i) for i in range(n)]
+    clients = [Client(server.url, verbose=False) for _ in range(4)]
+    jobs = [clients[i % 4].submit(handle_file(str(s)), *options(style=STYLES[i % 2]), api_name="/cartoonize")
+            for i, s in enumerate(srcs)]
+    results = [job.result(timeout=240) for job in jobs]
+    for i, (src, res) in enumerate(zip(srcs, results)):
+        got = rgb(res[0])
+        assert got.shape == (40 + 2 * i, 48 + 4 * i, 3), f"request {i}"
+        assert_close(got, engines[STYLES[i % 2]](src).image.rgb, f"request {i}")
+    assert clients[0].predict(api_name="/styles")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Portrait and auto modes (facecrop)
+
+
+@needs_facecrop
+def test_portrait_mode_faces_and_crops(client, tmp_path):
+    from skimage import data
+    src = tmp_path / "astronaut.png"
+    Image.fromarray(data.astronaut()).resize((256, 256), Image.Resampling.LANCZOS).save(src)
+    for background in ("photo", "cartoon"):
+        out, _, saliency, crops, _, info = client.predict(
+            handle_file(str(src)), *options(mode="portrait", background=background), api_name="/cartoonize")
+        got = rgb(out)
+        assert got.shape == (256, 256, 3)
+        assert not np.array_equal(got, rgb(src)), "portrait mode changed nothing"
+        assert len(crops) >= 2 and "face 1: aligned photo" in [c["caption"] for c in crops]
+        assert "portrait mode" in info and "Portrait" in info
+        assert (saliency is not None) == (background == "cartoon")
+
+
+@needs_facecrop
+def test_auto_mode_picks_portrait_for_a_big_face_and_scene_otherwise(client, tmp_path):
+    from skimage import data
+    face = tmp_path / "astronaut.png"
+    Image.fromarray(data.astronaut()).resize((256, 256), Image.Resampling.LANCZOS).save(face)
+    *_, info = client.predict(handle_file(str(face)), *options(mode="auto"), api_name="/cartoonize")
+    assert "portrait mode (auto: largest face is" in info
+    scene = photo(tmp_path / "scene.png", 128, 96, seed=8)
+    *_, info = client.predict(handle_file(str(scene)), *options(mode="auto"), api_name="/cartoonize")
+    assert "scene mode (auto: " in info
+
+
+@needs_facecrop
+def test_portrait_mode_without_a_face_says_no_face(client, tmp_path):
+    src = photo(tmp_path / "noface.png", 128, 128, seed=9)
+    with pytest.raises(AppError, match="(?i)no face"):
+        client.predict(handle_file(str(src)), *options(mode="portrait"), api_name="/cartoonize")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# No weights at all: the app still starts and says what to do
+
+
+def test_app_without_any_weights_starts_and_explains(tmp_path):
+    empty = tmp_path / "no-weights"
+    empty.mkdir()
+    s = Server(empty, tmp_path)
+    try:
+        with urllib.request.urlopen(s.url + "/config", timeout=10) as r:
+            config = r.read().decode()
+        assert "No styles available" in config and "No style weights were found" in config
+        c = Client(s.url, verbose=False)
+        assert c.predict(api_name="/styles") == []
+        with pytest.raises(AppError, match="No style weights were found"):
+            c.predict(handle_file(str(photo(tmp_path / "p.png", 64, 64))), *options(), api_name="/cartoonize")
+    finally:
+        s.stop()
+    assert "Traceback" not in s.log_path.read_text()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A real browser: Debian's chromium driven by Playwright
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is absent (.ci/install-browser.sh installs it)")
+def test_browser_upload_click_result(server, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    from skimage import data
+    src = tmp_path / "astronaut.png"
+    Image.fromarray(data.coffee()).resize((192, 128), Image.Resampling.LANCZOS).save(src)
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    shot = tmp_path / "app.png"
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(server.url, wait_until="domcontentloaded")
+            page.locator("#photo input[type=file]").set_input_files(str(src))
+            page.locator("#photo img").first.wait_for(timeout=30_000)
+            page.locator("#run").click()
+            page.wait_for_function(
+                "() => { const i = document.querySelector('#result img');"
+                " return i && i.complete && i.naturalWidth > 0; }", timeout=90_000)
+            page.locator("#info").get_by_text("scene mode").first.wait_for(timeout=10_000)
+            size = page.evaluate("() => { const i = document.querySelector('#result img');"
+                                 " return [i.naturalWidth, i.naturalHeight]; }")
+            assert size == [192, 128]
+            page.screenshot(path=str(shot), full_page=True)
+
+            # a bad upload in the browser: a message, not a traceback
+            page.locator("#photo button[aria-label='Remove Image']").first.click()
+            page.locator("#photo input[type=file]").set_input_files(str(bad))
+            page.locator("#run").click()
+            toast = page.get_by_text("not an image", exact=False).first
+            toast.wait_for(timeout=30_000)
+        finally:
+            browser.close()
+    assert shot.stat().st_size > 10_000
+    shutil.copy(shot, "/tmp/app_screenshot.png")
