@@ -89,11 +89,13 @@ class Studio:
             for style in available_styles():
                 try:
                     engine, lock = self.engine(style.name, "auto")
-                    with lock:  # the first call is slow (allocations, kernel choice): pay it at start
-                        engine(np.full((64, 64, 3), 128, np.uint8))
-                except CartoonError as e:
-                    self.errors[style.name] = str(e)
-                    log.warning("style %s not loaded: %s", style.name, e)
+                    if engine.device == "cpu":  # (ZeroGPU allows no CUDA work outside a request)
+                        with lock:  # the first call is slow (allocations, kernel choice): pay it at start
+                            engine(np.full((64, 64, 3), 128, np.uint8))
+                except Exception as e:  # noqa: BLE001 - one broken style must not keep the others off
+                    msg = str(e) if isinstance(e, CartoonError) else f"{type(e).__name__}: {e}"
+                    self.errors[style.name] = msg
+                    log.warning("style %s not loaded: %s", style.name, msg)
             if self.faces_error():
                 log.warning("portrait mode unavailable: %s", self.faces_error())
 

@@ -253,6 +253,19 @@ def test_bad_uploads_get_a_message(client, tmp_path, name, content, message):
     assert "Traceback" not in str(e.value) and str(tmp_path) not in str(e.value)
 
 
+def test_too_large_upload_is_refused_with_a_message(server, client, tmp_path):
+    """Files over the app's upload limit are refused by the server (not read into memory) and by the client."""
+    import httpx
+    big = tmp_path / "huge.jpg"
+    with open(big, "wb") as f:
+        f.truncate(41 * 2**20)  # sparse: costs no disk
+    with open(big, "rb") as f:
+        r = httpx.post(server.url + "/gradio_api/upload", files={"files": ("huge.jpg", f, "image/jpeg")}, timeout=60)
+    assert r.status_code == 413 and "maximum" in r.text.lower()
+    with pytest.raises(ValueError, match="exceeds the maximum file size"):
+        client.predict(handle_file(str(big)), *options(), api_name="/cartoonize")
+
+
 @pytest.mark.parametrize("opts, message", [
     (options(strength=1.5), "Value 1.5 is greater than maximum value 1.0"),
     (options(max_side=10), "Value 10 is less than minimum value 64"),
@@ -410,6 +423,14 @@ def test_browser_upload_click_result(server, tmp_path):
             page.locator("#run").click()
             toast = page.get_by_text("not an image", exact=False).first
             toast.wait_for(timeout=30_000)
+
+            # the examples are clickable: the astronaut (shipped by scikit-image) lands in the photo input
+            page.locator("#photo button[aria-label='Remove Image']").first.click()
+            page.locator(".gallery-item, button.gallery-item, [data-testid='examples'] button").first.click()
+            page.wait_for_function(
+                "() => { const i = document.querySelector('#photo img');"
+                " return i && i.complete && i.naturalWidth === 512 && i.src.includes('astronaut'); }",
+                timeout=30_000)
         finally:
             browser.close()
     assert shot.stat().st_size > 10_000
