@@ -134,9 +134,11 @@ class Studio:
                     try:
                         self._faces = FacePipeline(detector="retinaface", crop_size=PORTRAIT_CROP_SIZE,
                                                    segmenter=None, min_face=PORTRAIT_MIN_FACE)
-                    except Exception as e:  # noqa: BLE001 - e.g. detector weights missing: scene mode still works
+                    except CartoonError as e:  # e.g. its models are missing: scene mode still works
+                        self._faces_error = f"the face pipeline could not be loaded: {e}"
+                    except Exception as e:  # noqa: BLE001 - same, but unexpected: the log gets the traceback
                         log.exception("face pipeline not loaded")
-                        self._faces_error = f"the face detector could not be loaded ({type(e).__name__}: {e})"
+                        self._faces_error = f"the face pipeline could not be loaded ({type(e).__name__}: {e})"
             if self._faces is None:
                 raise CartoonError(self._faces_error)
             return self._faces
@@ -305,8 +307,8 @@ def _process(path: str, name: str, style: Style, mode: str, strength: float, bac
                 frac = max(x1 - x0, y1 - y0) / min(h, w)
                 big = frac >= AUTO_PORTRAIT_FACE_FRACTION
                 resolved = "portrait" if big else "scene"
-                why = (f"largest face is {frac:.0%} of the shorter side "
-                       f"({'≥' if big else '<'} {AUTO_PORTRAIT_FACE_FRACTION:.0%})")
+                why = (f"largest face is {frac:.0%} of the shorter side, "
+                       f"{'≥' if big else '<'} {AUTO_PORTRAIT_FACE_FRACTION:.0%}")
             else:
                 resolved, why = "scene", "no face found"
 

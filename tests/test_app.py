@@ -41,10 +41,14 @@ START_TIMEOUT_S = 180
 
 @pytest.fixture(scope="module")
 def weights_dir(tmp_path_factory) -> Path:
+    """Random-weight generators for every style, plus the repository's face segmenter (portrait mode needs it)."""
     d = tmp_path_factory.mktemp("weights")
     for seed, name in enumerate(STYLES):
         torch.manual_seed(seed)
         cartoon.save_pretrained(cartoon.Generator("lite"), d / name)
+    segmenter = REPO / "weights" / "segmenter"
+    if segmenter.is_dir():
+        (d / "segmenter").symlink_to(segmenter, target_is_directory=True)
     return d
 
 
@@ -140,15 +144,21 @@ def assert_close(a: np.ndarray, b: np.ndarray, what: str) -> None:
     assert diff.max() <= 2 and diff.mean() < 0.05, f"{what}: max diff {diff.max()}, mean {diff.mean():.3f}"
 
 
-def facecrop_ready() -> bool:
+def facecrop_missing() -> str | None:
+    """Why portrait mode cannot run here (None when it can): facecrop or its shipped models not there yet."""
     try:
-        from facecrop import FacePipeline  # noqa: F401
-    except ImportError:
-        return False
-    return True
+        from facecrop import FacePipeline
+    except ImportError as e:
+        return f"facecrop does not export FacePipeline yet ({e})"
+    try:
+        FacePipeline(detector="retinaface", crop_size=256, segmenter=None, min_face=48)
+    except cartoon.WeightsError as e:
+        return f"facecrop's models are not in the repository yet ({e})"
+    return None
 
 
-needs_facecrop = pytest.mark.skipif(not facecrop_ready(), reason="facecrop does not export FacePipeline yet")
+FACECROP_MISSING = facecrop_missing()
+needs_facecrop = pytest.mark.skipif(FACECROP_MISSING is not None, reason=str(FACECROP_MISSING))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -329,26 +339,39 @@ def test_twenty_concurrent_requests_all_answered(server, engines, tmp_path):
 
 
 @needs_facecrop
-def test_portrait_mode_faces_and_crops(client, tmp_path):
+def test_portrait_mode_faces_and_crops(client, engines, tmp_path):
+    """Faces go through the portrait generator; the rest is the photo, or the chosen scene style's cartoon."""
     from skimage import data
     src = tmp_path / "astronaut.png"
-    Image.fromarray(data.astronaut()).resize((256, 256), Image.Resampling.LANCZOS).save(src)
+    Image.fromarray(data.astronaut()[:320, 96:416]).save(src)  # her face is ~95 x 125 px, top left of centre
+    photo_rgb = rgb(src)
     for background in ("photo", "cartoon"):
         out, _, saliency, crops, _, info = client.predict(
             handle_file(str(src)), *options(mode="portrait", background=background), api_name="/cartoonize")
         got = rgb(out)
-        assert got.shape == (256, 256, 3)
-        assert not np.array_equal(got, rgb(src)), "portrait mode changed nothing"
-        assert len(crops) >= 2 and "face 1: aligned photo" in [c["caption"] for c in crops]
-        assert "portrait mode" in info and "Portrait" in info
-        assert (saliency is not None) == (background == "cartoon")
+        assert got.shape == (320, 320, 3)
+        assert not np.array_equal(got[40:200, 60:200], photo_rgb[40:200, 60:200]), "the face was left alone"
+        captions = [c["caption"] for c in crops]
+        assert captions[:3] == ["face 1: aligned photo", "face 1: Portrait", "face 1: saliency"]
+        aligned, stylized = rgb(crops[0]["image"]), rgb(crops[1]["image"])
+        assert aligned.shape == stylized.shape == (256, 256, 3)
+        assert_close(stylized, engines["portrait"](aligned).image.rgb, "stylized face")
+        corner = np.s_[260:, 260:]  # far from the face
+        if background == "photo":
+            assert np.array_equal(got[corner], photo_rgb[corner])
+            assert saliency is None
+        else:
+            scene = engines["ghibli"](src)
+            assert_close(got[corner], scene.image.rgb[corner], "cartoon background")
+            assert_close(rgb(saliency)[..., 0], scene.saliency, "scene saliency")
+        assert "portrait mode" in info and "faces: Portrait" in info and "1 face" in info
 
 
 @needs_facecrop
 def test_auto_mode_picks_portrait_for_a_big_face_and_scene_otherwise(client, tmp_path):
     from skimage import data
     face = tmp_path / "astronaut.png"
-    Image.fromarray(data.astronaut()).resize((256, 256), Image.Resampling.LANCZOS).save(face)
+    Image.fromarray(data.astronaut()[:320, 96:416]).save(face)
     *_, info = client.predict(handle_file(str(face)), *options(mode="auto"), api_name="/cartoonize")
     assert "portrait mode (auto: largest face is" in info
     scene = photo(tmp_path / "scene.png", 128, 96, seed=8)
