@@ -226,6 +226,11 @@ class UserError(CartoonError):
     """A request we refuse, with a message for the user."""
 
 
+def _text(message: str) -> str:
+    """A message for Gradio, which renders it as HTML: file names are the user's, so no markup gets through."""
+    return html.escape(message, quote=False)
+
+
 def _user_errors(fn: Callable) -> Callable:
     """Every failure reaches the user as a gr.Error with a message, never a traceback."""
 
@@ -236,7 +241,7 @@ def _user_errors(fn: Callable) -> Callable:
         except gr.Error:
             raise
         except CartoonError as e:
-            raise gr.Error(html.escape(str(e)), title="Cannot cartoonize this", print_exception=False) from None
+            raise gr.Error(_text(str(e)), title="Cannot cartoonize this", print_exception=False) from None
         except MemoryError:
             raise gr.Error("Out of memory: choose a smaller output size.", print_exception=False) from None
         except Exception as e:  # noqa: BLE001 - the details go to the server log, a message to the user
@@ -310,7 +315,7 @@ def _process(path: str, name: str, style: Style, mode: str, strength: float, bac
                 why = (f"largest face is {frac:.0%} of the shorter side, "
                        f"{'≥' if big else '<'} {AUTO_PORTRAIT_FACE_FRACTION:.0%}")
             else:
-                resolved, why = "scene", "no face found"
+                resolved, why = "scene", f"no face of at least {PORTRAIT_MIN_FACE} px found"
 
     def tiles(done: int, total: int) -> None:
         progress(0.1 + 0.8 * done / total, f"Cartoonizing tile {done}/{total}")
@@ -437,11 +442,11 @@ def cartoonize_batch(files: list[str] | None, style: str, mode: str, strength: f
     if not gallery:
         raise UserError("None of the photos could be cartoonized: " + "; ".join(failed))
     for msg in failed:
-        gr.Warning(html.escape(f"Skipped {msg}"))
+        gr.Warning(_text(f"Skipped {msg}"))
     summary = (f"{len(gallery)} of {len(files)} photos cartoonized with {st.display_name} in "
                f"{time.perf_counter() - t0:.1f} s")
     if failed:
-        summary += " · skipped: " + "; ".join(html.escape(m) for m in failed)
+        summary += " · skipped: " + "; ".join(_text(m) for m in failed)
     return gallery, summary
 
 
@@ -520,9 +525,9 @@ def build_demo(st: Studio | None = None, concurrency: int | None = None, max_que
         gr.Markdown("# Cartoon Studio\nTurn a photo into a cartoon: pick a style, a mode and a strength. "
                     "Results are lossless PNGs.")
         if not ready:
-            gr.Markdown(f"### ⚠️ No styles available\n{html.escape(no_styles_message())}", elem_id="no-styles")
+            gr.Markdown(f"### ⚠️ No styles available\n{_text(no_styles_message())}", elem_id="no-styles")
         for name, err in st.errors.items():
-            gr.Markdown(f"⚠️ Style **{name}** could not be loaded: {html.escape(err)}")
+            gr.Markdown(f"⚠️ Style **{name}** could not be loaded: {_text(err)}")
 
         with gr.Row():
             with gr.Column(scale=1):
@@ -535,7 +540,8 @@ def build_demo(st: Studio | None = None, concurrency: int | None = None, max_que
                                 info=(f"Portrait mode is unavailable: {face_error}" if face_error else
                                       "Portrait: faces are aligned, cartoonized with the portrait style and put back"))
                 background = gr.Radio([("Keep the photo", "photo"), ("Cartoon it too", "cartoon")], value="photo",
-                                      label="Portrait background", elem_id="background")
+                                      label="Portrait background", elem_id="background",
+                                      info="portrait mode: around the faces, the photo or the chosen style's cartoon")
                 strength = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Strength",
                                      info="0 = the photo, 1 = the full style", elem_id="strength")
                 with gr.Accordion("Output size, tiling, device", open=False):

@@ -5,7 +5,6 @@ real weights format, so the cartoons can be checked pixel for pixel against `car
 """
 from __future__ import annotations
 
-import concurrent.futures
 import os
 import shutil
 import socket
