@@ -331,6 +331,9 @@ def test_twenty_concurrent_requests_all_answered(server, engines, tmp_path):
         assert got.shape == (40 + 2 * i, 48 + 4 * i, 3), f"request {i}"
         assert_close(got, engines[STYLES[i % 2]](src).image.rgb, f"request {i}")
     assert clients[0].predict(api_name="/styles")
+    log = server.log_path.read_text()
+    for style in STYLES:  # models are loaded once, at start, and reused by every request
+        assert log.count(f"loaded style {style} on") == 1, log[-3000:]
 
 
 # ---------------------------------------------------------------------------------------------------------------
