@@ -1,0 +1,29 @@
+"""CartoonGAN's shallow patch discriminator: one score per ~(H/4 x W/4) patch."""
+from __future__ import annotations
+
+from torch import nn
+
+
+def _norm_act(channels: int) -> list[nn.Module]:
+    return [nn.InstanceNorm2d(channels, affine=True), nn.LeakyReLU(0.2, inplace=True)]
+
+
+class Discriminator(nn.Module):
+    """k3n(c)s1 -> [k3n(2c)s2, k3n(4c)s1 + IN] -> [k3n(4c)s2, k3n(8c)s1 + IN] -> k3n(8c)s1 + IN -> k3n1s1,
+    LeakyReLU 0.2 after every conv but the last.  c = 32 in CartoonGAN."""
+
+    def __init__(self, channels: int = 32):
+        super().__init__()
+        c = channels
+        self.net = nn.Sequential(
+            nn.Conv2d(3, c, 3, 1, 1), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(c, 2 * c, 3, 2, 1), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(2 * c, 4 * c, 3, 1, 1), *_norm_act(4 * c),
+            nn.Conv2d(4 * c, 4 * c, 3, 2, 1), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(4 * c, 8 * c, 3, 1, 1), *_norm_act(8 * c),
+            nn.Conv2d(8 * c, 8 * c, 3, 1, 1), *_norm_act(8 * c),  # feature construction block
+            nn.Conv2d(8 * c, 1, 3, 1, 1),
+        )
+
+    def forward(self, x):
+        return self.net(x)

@@ -1,0 +1,448 @@
+"""The training loop: init phase (content + saliency), then adversarial training; DDP-aware.
+
+One process per GPU under `torchrun` (or one process on CPU / one GPU without it).  Rank 0 alone writes logs,
+checkpoints, samples and exports; every rank reads the same checkpoint on resume.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader
+from PIL import Image
+from tqdm import tqdm
+
+from cartoon.network import Generator
+from cartoon.tiling import from_network
+from cartoon.imageio import save_image
+
+from . import losses as L
+from .checkpoint import checkpoint_path, list_checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
+from .config import Config, ConfigError, dump_config
+from .data import (EpochSampler, UnpairedDataset, edge_cache, file_digests, load_center_crops, make_splits,
+                   saliency_cache, steps_per_epoch)
+from .discriminator import Discriminator
+from .export import copy_export, export_generator, model_card
+
+
+@dataclasses.dataclass
+class Dist:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    local_world_size: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device_pref: str) -> tuple[Dist, torch.device]:
+    d = Dist(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+             int(os.environ.get("LOCAL_RANK", 0)), int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+    if device_pref == "auto":
+        device = torch.device(f"cuda:{d.local_rank}" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(device_pref)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("train.device: CUDA requested but no GPU is available; use train.device=cpu")
+        if device.type == "cuda" and device.index is None:
+            device = torch.device(f"cuda:{d.local_rank}")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    elif d.local_world_size > 1:
+        # processes sharing a CPU share its cores
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // d.local_world_size))
+    if d.world_size > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return d, device
+
+
+def choose_precision(pref: str, device: torch.device) -> torch.dtype:
+    """bf16 where the hardware has bf16 matrix units (CUDA, AMX CPUs); fp32 elsewhere, where bf16 autocast is
+    several times slower than fp32 (measured: AVX-512 without AMX)."""
+    if pref == "fp32":
+        return torch.float32
+    if pref == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    return torch.bfloat16 if torch.cpu._is_amx_tile_supported() else torch.float32
+
+
+def default_workers(device: torch.device, d: Dist) -> int:
+    if device.type == "cuda":
+        return min(8, max(1, (os.cpu_count() or 1) // d.local_world_size - 1))
+    return 0  # on CPU the data (a few decodes per step) is cheap next to the step; workers would take compute cores
+
+
+def lerp_ema(ema: torch.nn.Module, model: torch.nn.Module, beta: float) -> None:
+    with torch.no_grad():
+        e = list(ema.parameters())
+        torch._foreach_lerp_(e, [p.detach() for p in model.parameters()], 1.0 - beta)
+        for be, bm in zip(ema.buffers(), model.buffers()):
+            be.copy_(bm)
+
+
+class Trainer:
+    def __init__(self, cfg: Config, resume: bool = False, export_dir: str | os.PathLike | None = None,
+                 progress: bool = True):
+        self.cfg = cfg
+        self.export_dir = Path(export_dir) if export_dir else None
+        self.dist, self.device = init_distributed(cfg.train.device)
+        self.main = self.dist.main
+        self.progress = progress and self.main
+        self.run_dir = cfg.run_dir
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        t = cfg.train
+        torch.manual_seed(t.seed)
+        np.random.seed(t.seed)
+        self.dtype = choose_precision(t.precision, self.device)
+        self.memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+
+        if list_checkpoints(self.ckpt_dir) and not resume:
+            raise ConfigError(f"{self.run_dir} already holds checkpoints: pass --resume to continue that run, or set "
+                              "log.run_dir (or name) for a new one")
+        self._build_data()
+        self._build_models()
+        self.step = 0
+        self.train_seconds = 0.0
+        self.best_fid: float | None = None
+        self.best_step: int | None = None
+        self.last_fid: tuple[int, float] | None = None
+        self.resumed_from: Path | None = None
+        if resume:
+            self._resume()
+        self.stop_requested = False
+
+    # ---- setup -------------------------------------------------------------------------------------------
+
+    def _build_data(self) -> None:
+        cfg, d = self.cfg, self.dist
+        self.splits = s = make_splits(cfg.data)
+        workers = cfg.data.num_workers if cfg.data.num_workers is not None else default_workers(self.device, d)
+        cache_workers = max(1, (os.cpu_count() or 1) // d.local_world_size)
+        photo_digests, cartoon_digests = file_digests(s.photos), file_digests(s.cartoons)
+        sal_cache, edge_cache_ = saliency_cache(cfg.data), edge_cache(cfg.data)
+
+        def build(rank: int, world: int) -> tuple[list[Path], list[Path]]:
+            from cartoon.errors import ImageError
+            try:
+                return (sal_cache.build(s.photos, photo_digests, cache_workers, rank, world, self.progress),
+                        edge_cache_.build(s.cartoons, cartoon_digests, cache_workers, rank, world, self.progress))
+            except ImageError as e:
+                raise ConfigError(f"training data: {e}") from None
+
+        build(d.rank, d.world_size)  # this rank's share
+        if d.world_size > 1:
+            dist.barrier()
+        sal_paths, edge_paths = build(0, 1)  # whatever is still missing (a node-local cache folder)
+        self.dataset = UnpairedDataset(cfg.data, s.photos, sal_paths, s.cartoons, edge_paths, cfg.train.seed)
+        self.sampler = EpochSampler(self.dataset, d.world_size, d.rank, cfg.train.seed)
+        self.loader = DataLoader(self.dataset, cfg.train.batch_size, sampler=self.sampler, num_workers=workers,
+                                 pin_memory=self.device.type == "cuda", drop_last=True,
+                                 persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None)
+        self.steps_per_epoch = steps_per_epoch(len(s.photos), cfg.train.batch_size, d.world_size)
+        t = cfg.train
+        self.init_steps = round(t.init_epochs * self.steps_per_epoch)
+        total = math.ceil((t.init_epochs + t.epochs) * self.steps_per_epoch)
+        self.total_steps = min(total, t.max_steps) if t.max_steps is not None else total
+        if cfg.log.fid and self.main and (len(s.val_photos) < 2 or len(s.val_cartoons) < 2):
+            raise ConfigError(f"FID needs at least 2 validation photos and cartoons (have {len(s.val_photos)} and "
+                              f"{len(s.val_cartoons)}): raise data.val_fraction, or set log.fid=false")
+
+    def _build_models(self) -> None:
+        cfg, dev = self.cfg, self.device
+        self.generator = Generator(cfg.generator_config).to(dev, memory_format=self.memory_format)
+        self.discriminator = Discriminator(cfg.model.d_channels).to(dev, memory_format=self.memory_format)
+        self.ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
+        self.vgg = L.VGGFeatures(cfg.loss.content_layer).to(dev, memory_format=self.memory_format)
+        self.face = None
+        if cfg.loss.w_face > 0:
+            from .face_id import FaceIDLoss
+            self.face = FaceIDLoss(cfg.loss.face_id_weights, cfg.loss.face_box).to(dev)
+        o = cfg.optim
+        betas = (o.beta1, o.beta2)
+        s_params = list(self.generator.saliency.parameters())
+        s_ids = {id(p) for p in s_params}
+        self.opt_g = torch.optim.Adam([p for p in self.generator.parameters() if id(p) not in s_ids], o.lr_g, betas)
+        self.opt_s = torch.optim.Adam(s_params, o.lr_s, betas)
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), o.lr_d, betas)
+
+        g, dnet, vgg = self.generator, self.discriminator, self.vgg
+        if cfg.train.compile:
+            g, dnet, vgg = torch.compile(g), torch.compile(dnet), torch.compile(vgg)
+        self.d_frozen = dnet  # the G step calls D directly, with its parameters frozen: no D gradients, no DDP sync
+        self.vgg_run = vgg
+        if self.dist.world_size > 1:
+            ids = [dev.index] if dev.type == "cuda" else None
+            g = DDP(g, device_ids=ids, broadcast_buffers=False)
+            dnet = DDP(dnet, device_ids=ids, broadcast_buffers=False)
+        self.g_run, self.d_run = g, dnet
+
+    def _modules(self) -> dict:
+        return {"generator": self.generator, "ema": self.ema, "discriminator": self.discriminator}
+
+    def _optimizers(self) -> dict:
+        return {"g": self.opt_g, "s": self.opt_s, "d": self.opt_d}
+
+    def _resume(self) -> None:
+        for _, path in list_checkpoints(self.ckpt_dir):
+            try:
+                meta = load_checkpoint(path, self._modules(), self._optimizers())
+            except Exception as e:  # noqa: BLE001 - any unreadable file: fall back to the one before
+                if self.main:
+                    tqdm.write(f"warning: {path} could not be loaded ({type(e).__name__}: {e}); trying an older one")
+                continue
+            if meta["generator_config"] != Generator(self.cfg.generator_config).config.to_dict() \
+                    or meta["d_channels"] != self.cfg.model.d_channels:
+                raise ConfigError(f"{path}: was trained with another architecture; resume with the run's config")
+            self.step, self.train_seconds = meta["step"], meta["train_seconds"]
+            self.best_fid, self.best_step = meta["best_fid"], meta["best_step"]
+            self.last_fid = tuple(meta["last_fid"]) if meta["last_fid"] else None
+            self.resumed_from = path
+            o = self.cfg.optim  # the config's hyper-parameters win over the checkpoint's (e.g. a changed lr)
+            for opt, lr in ((self.opt_g, o.lr_g), (self.opt_s, o.lr_s), (self.opt_d, o.lr_d)):
+                for group in opt.param_groups:
+                    group["lr"], group["betas"] = lr, (o.beta1, o.beta2)
+            return
+
+    # ---- one step ----------------------------------------------------------------------------------------
+
+    def content_weight(self, step: int) -> float:
+        adv_epoch = max(0, step - self.init_steps) // self.steps_per_epoch
+        return self.cfg.loss.w_ori * self.cfg.loss.decay ** (adv_epoch / 10)
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.dtype == torch.bfloat16)
+
+    def train_step(self, batch: dict) -> dict[str, torch.Tensor]:
+        cfg = self.cfg.loss
+        dev, mf = self.device, self.memory_format
+        photo, cartoon, smoothed = (batch[k].to(dev, non_blocking=True).contiguous(memory_format=mf)
+                                    for k in ("photo", "cartoon", "smoothed"))
+        sal_ref = batch["saliency"].to(dev, non_blocking=True)
+        logs = {}
+        init = self.step < self.init_steps
+        with self._autocast():
+            fake, sal = self.g_run(photo)
+        if not init:
+            # D: real cartoons -> 1, generated and edge-smoothed cartoons -> 0 (one forward, instance norm keeps the
+            # three groups independent)
+            self.discriminator.requires_grad_(True)
+            with self._autocast():
+                real_p, fake_p, smooth_p = self.d_run(torch.cat([cartoon, fake.detach(), smoothed])).chunk(3)
+            d_loss = L.lsgan_real(real_p) + L.lsgan_fake(fake_p) + L.lsgan_fake(smooth_p)
+            self.opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            self.opt_d.step()
+            self.discriminator.requires_grad_(False)
+            logs["loss/d"] = d_loss.detach()
+
+        w_con = self.content_weight(self.step)
+        with self._autocast():
+            content = L.content_loss(self.vgg_run, fake, photo, cfg.content_scale)
+            saliency = L.saliency_loss(sal, sal_ref)
+            total = w_con * content + cfg.w_sali * saliency
+            if not init:
+                adv = L.lsgan_real(self.d_frozen(fake))
+                total = total + cfg.w_adv * adv
+                logs["loss/g_adv"] = adv.detach()
+                if self.face is not None:
+                    face = self.face(fake, photo)
+                    total = total + cfg.w_face * face
+                    logs["loss/face_id"] = face.detach()
+                if cfg.w_gram > 0:
+                    gram = L.gram_style_loss(self.vgg_run, fake, cartoon)
+                    total = total + cfg.w_gram * gram
+                    logs["loss/gram"] = gram.detach()
+                if cfg.w_color > 0:
+                    color = L.color_loss(fake, photo)
+                    total = total + cfg.w_color * color
+                    logs["loss/color"] = color.detach()
+                if cfg.w_tv > 0:
+                    tv = L.tv_loss(fake)
+                    total = total + cfg.w_tv * tv
+                    logs["loss/tv"] = tv.detach()
+        self.opt_g.zero_grad(set_to_none=True)
+        self.opt_s.zero_grad(set_to_none=True)
+        total.backward()
+        self.opt_g.step()
+        self.opt_s.step()
+        t = self.cfg.train
+        beta = t.ema_decay * min(1.0, (self.step + 1) / max(1, t.ema_warmup))
+        lerp_ema(self.ema, self.generator, beta)
+        logs.update({"loss/content": content.detach(), "loss/saliency": saliency.detach(), "loss/g_total": total.detach(),
+                     "weight/content": torch.tensor(w_con)})
+        return logs
+
+    # ---- evaluation, checkpoints, export ------------------------------------------------------------------
+
+    @torch.no_grad()
+    def _generate(self, photos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with self._autocast():
+            y, s = self.ema(photos.to(self.device).contiguous(memory_format=self.memory_format))
+        return y.float().clamp(-1, 1).cpu(), s.float().cpu()
+
+    def _card_info(self) -> dict:
+        s, d = self.splits, self.dist
+        per_step = self.cfg.train.batch_size * d.world_size
+        device_name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
+        return {
+            "step": self.step, "epoch": self.step / self.steps_per_epoch, "images_seen": self.step * per_step,
+            "world_size": d.world_size, "n_photos": len(s.photos), "n_val_photos": len(s.val_photos),
+            "n_cartoons": len(s.cartoons), "n_val_cartoons": len(s.val_cartoons),
+            "device_minutes": self.train_seconds * d.world_size / 60.0, "device_kind": "GPU" if self.device.type == "cuda" else "CPU",
+            "device_name": device_name, "precision": "bf16 autocast" if self.dtype == torch.bfloat16 else "fp32",
+            "fid": self.last_fid[1] if self.last_fid and self.last_fid[0] == self.step else None,
+            "fid_step": self.last_fid[0] if self.last_fid else None,
+        }
+
+    def save(self) -> Path:
+        meta = {"step": self.step, "train_seconds": self.train_seconds, "best_fid": self.best_fid,
+                "best_step": self.best_step, "last_fid": list(self.last_fid) if self.last_fid else None,
+                "generator_config": self.generator.config.to_dict(), "d_channels": self.cfg.model.d_channels,
+                "world_size": self.dist.world_size, "card": self._card_info(), "config": self.cfg.to_dict()}
+        path = save_checkpoint(checkpoint_path(self.ckpt_dir, self.step), self._modules(), self._optimizers(), meta)
+        prune_checkpoints(self.ckpt_dir, self.cfg.log.keep_ckpt)
+        return path
+
+    def evaluate(self, writer) -> float | None:
+        """Sample grid, FID of the EMA generator, and the best-by-FID export (rank 0)."""
+        s, cfg = self.splits, self.cfg
+        if self.val_photos is None:
+            self.val_photos = load_center_crops(s.val_photos or s.photos[:cfg.log.samples], cfg.data)
+        samples = self.val_photos[:cfg.log.samples]
+        y, sal = self._generate(samples)
+        rows = [np.concatenate([from_network(im) for im in t.numpy()], axis=1) for t in (samples, y, sal.expand(-1, 3, -1, -1) * 2 - 1)]
+        grid = np.clip(np.concatenate(rows, axis=0), 0, 255).astype(np.uint8)
+        writer.add_image("samples", grid, self.step, dataformats="HWC")
+        save_image(Image.fromarray(grid), self.run_dir / "samples" / f"step-{self.step:09d}.png")
+        if not cfg.log.fid:
+            return None
+        from .fid import FIDEvaluator
+        if self.fid is None:
+            self.fid = FIDEvaluator(self.device, batch_size=max(8, cfg.train.batch_size))
+            refs = load_center_crops(s.val_cartoons, cfg.data)
+            key = {"files": file_digests(s.val_cartoons), "size": cfg.data.size, "short_side": cfg.data.short_side}
+            self.fid_reference = self.fid.reference_features(refs, Path(cfg.data.cache_dir), key)
+        value = self.fid.fid(lambda b: self._generate(b)[0], self.val_photos, self.fid_reference)
+        self.last_fid = (self.step, value)
+        writer.add_scalar("fid", value, self.step)
+        if self.best_fid is None or value < self.best_fid:
+            self.best_fid, self.best_step = value, self.step
+            export_generator(self.ema, self.run_dir / "best", model_card(cfg, self.ema, self._card_info()))
+        return value
+
+    # ---- the loop ----------------------------------------------------------------------------------------
+
+    def _should_stop(self) -> bool:
+        budget = self.cfg.train.budget_minutes
+        stop = self.stop_requested or (budget is not None and self.train_seconds >= budget * 60)
+        if self.dist.world_size > 1:  # every rank stops at the same step
+            flag = torch.tensor([float(stop)], device=self.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            stop = bool(flag.item())
+        return stop
+
+    def _on_signal(self, signum, frame) -> None:
+        self.stop_requested = True
+
+    def fit(self) -> dict:
+        cfg, log = self.cfg, self.cfg.log
+        self.val_photos, self.fid, self.fid_reference = None, None, None
+        writer = None
+        if self.main:
+            from torch.utils.tensorboard import SummaryWriter
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.yaml").write_text(dump_config(cfg))
+            # purge_step drops events logged after the checkpoint by the interrupted run: no duplicated curves
+            writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step if self.resumed_from else None)
+        old_handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)} \
+            if _in_main_thread() else {}
+        bar = tqdm(total=self.total_steps, initial=self.step, desc=cfg.name, unit="step", disable=not self.progress,
+                   dynamic_ncols=True)
+        sums: dict[str, torch.Tensor] = {}
+        count, stopped = 0, False
+        last = t_log = time.perf_counter()
+        try:
+            while self.step < self.total_steps and not stopped:
+                epoch, position = divmod(self.step, self.steps_per_epoch)
+                self.sampler.set_position(epoch, position * cfg.train.batch_size)
+                for batch in self.loader:
+                    logs = self.train_step(batch)
+                    self.step += 1
+                    for k, v in logs.items():
+                        sums[k] = sums.get(k, 0) + v
+                    count += 1
+                    bar.update()
+                    now = time.perf_counter()
+                    self.train_seconds += now - last  # all of it: steps, evaluations, checkpoints
+                    last = now
+                    stopped = self._should_stop()
+                    done = stopped or self.step >= self.total_steps
+                    if self.main and (self.step % log.log_every == 0 or done):
+                        rate = count * cfg.train.batch_size * self.dist.world_size / max(now - t_log, 1e-9)
+                        values = {k: float(v) / count for k, v in sums.items()}
+                        for k, v in values.items():
+                            writer.add_scalar(k, v, self.step)
+                        writer.add_scalar("speed/images_per_second", rate, self.step)
+                        bar.set_postfix({"img/s": f"{rate:.1f}", **{k.split("/")[-1]: f"{v:.3f}" for k, v in values.items()
+                                                                    if k.startswith("loss/")}})
+                        sums, count = {}, 0
+                    # an interrupted run only checkpoints: it should exit quickly
+                    if self.step % log.eval_every == 0 or (done and not self.stop_requested):
+                        if self.main:
+                            self.evaluate(writer)
+                        if self.dist.world_size > 1:
+                            dist.barrier()
+                    if self.main and (self.step % log.ckpt_every == 0 or done):
+                        self.save()
+                    if count == 0:  # just logged: the next rate starts after this step's evaluation / checkpoint
+                        t_log = time.perf_counter()
+                    if done or self.step % self.steps_per_epoch == 0:
+                        break
+        finally:
+            bar.close()
+            if writer is not None:
+                writer.close()
+            for s, h in old_handlers.items():
+                signal.signal(s, h)
+        result = {"step": self.step, "best_fid": self.best_fid, "best_step": self.best_step,
+                  "interrupted": self.stop_requested, "run_dir": str(self.run_dir)}
+        if self.main and self.export_dir is not None:
+            source = self.run_dir / "best"
+            if not (source / "model.safetensors").is_file():
+                # no FID: the final EMA weights are what there is
+                export_generator(self.ema, self.run_dir / "final", model_card(cfg, self.ema, self._card_info()))
+                source = self.run_dir / "final"
+            copy_export(source, self.export_dir)
+            result["exported"] = str(self.export_dir)
+        return result
+
+
+def _in_main_thread() -> bool:
+    import threading
+    return threading.current_thread() is threading.main_thread()
+
+
+def train(cfg: Config, resume: bool = False, export_dir=None, progress: bool = True) -> dict:
+    trainer = Trainer(cfg, resume=resume, export_dir=export_dir, progress=progress)
+    try:
+        return trainer.fit()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

