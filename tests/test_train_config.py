@@ -1,0 +1,75 @@
+"""train/config.py and the CLI's handling of user mistakes."""
+from pathlib import Path
+
+import pytest
+
+from train.__main__ import main
+from train.config import ConfigError, load_config
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIGS = REPO / "train" / "configs"
+
+
+@pytest.mark.parametrize("name", ["ghibli", "shinkai", "portrait", "tiny"])
+def test_shipped_configs_load(name):
+    cfg = load_config(CONFIGS / f"{name}.yaml")
+    assert cfg.name == name
+    assert cfg.generator_config == "lite"  # from cartoon.registry
+    # the paper's defaults (the tiny CI config keeps them too)
+    assert (cfg.loss.w_ori, cfg.loss.decay, cfg.loss.w_sali) == (0.25, 0.96, 1.0)
+    assert (cfg.optim.lr_g, cfg.optim.beta1, cfg.optim.beta2) == (2e-4, 0.5, 0.999)
+    assert cfg.loss.w_gram == cfg.loss.w_color == cfg.loss.w_tv == 0.0
+    assert (cfg.loss.w_face > 0) == (name == "portrait")
+    if name != "tiny":
+        assert cfg.train.init_epochs == 10
+
+
+def test_overrides_dotted_and_short_with_type_coercion():
+    cfg = load_config(CONFIGS / "ghibli.yaml", ["loss.w_ori=0.5", "batch_size=4", "budget_minutes=25",
+                                                 "lr_d=1e-4", "flip=false", "model.generator=paper", "face_box=[0,1,0,1]"])
+    assert cfg.loss.w_ori == 0.5 and cfg.train.batch_size == 4 and cfg.train.budget_minutes == 25.0
+    assert cfg.optim.lr_d == 1e-4 and cfg.data.flip is False and cfg.generator_config == "paper"
+    assert cfg.loss.face_box == [0.0, 1.0, 0.0, 1.0]
+    assert cfg.run_dir == Path("runs/ghibli")
+
+
+@pytest.mark.parametrize("override, message", [
+    ("batch_sise=4", "did you mean"),
+    ("train.batch_size=four", "expected int"),
+    ("data.size=30", "multiple of 4"),
+    ("precision=fp8", "precision"),
+    ("style=watercolour", "unknown 'watercolour'"),
+    ("model.generator=huge", "model.generator"),
+    ("w_ori=-1", "must not be negative"),
+    ("size", "key=value"),
+])
+def test_bad_overrides_are_explained(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(CONFIGS / "ghibli.yaml", [override])
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    flat = tmp_path / "flat.yaml"
+    flat.write_text("batch_size: 4\n")
+    with pytest.raises(ConfigError, match="under its section"):
+        load_config(flat)
+
+
+def test_cli_reports_user_errors_without_traceback(tmp_path, capsys):
+    assert main(["--config", str(tmp_path / "nope.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "Traceback" not in err
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"data:\n  photos: {tmp_path / 'no_photos'}\n  cartoons: {tmp_path}\n")
+    assert main(["--config", str(cfg), f"log.run_dir={tmp_path / 'run'}"]) == 2
+    assert "no_photos: no such folder" in capsys.readouterr().err
+
+    assert main(["--config", str(CONFIGS / "tiny.yaml"), "--print-config", "batch_size=3"]) == 0
+    assert "batch_size: 3" in capsys.readouterr().out
