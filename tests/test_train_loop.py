@@ -1,0 +1,200 @@
+"""The training loop end to end: learning, export, exact resume, a killed run, DDP on two CPU processes."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from cartoon.weights import from_pretrained
+from train.checkpoint import list_checkpoints, read_meta
+from train.config import load_config
+from train.loop import Trainer, train
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _image(rng, h, w, cartoon: bool) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    img = np.stack([60 + 150 * yy, 80 + 120 * xx, 200 - 100 * yy], -1) + rng.uniform(-40, 40, 3)
+    for _ in range(3):
+        cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(0.1, 0.3) * h
+        disk = (np.mgrid[0:h, 0:w][0] - cy) ** 2 + (np.mgrid[0:h, 0:w][1] - cx) ** 2 < r * r
+        img[disk] = rng.uniform(0, 255, 3)
+        if cartoon:  # flat colours with dark outlines
+            edge = disk ^ ((np.mgrid[0:h, 0:w][0] - cy) ** 2 + (np.mgrid[0:h, 0:w][1] - cx) ** 2 < (r - 1.5) ** 2)
+            img[edge] = 20
+    if not cartoon:
+        img += rng.normal(0, 10, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    for kind, n in (("photos", 10), ("cartoons", 10)):
+        (root / kind).mkdir()
+        for i in range(n):
+            Image.fromarray(_image(rng, 36, 40, kind == "cartoons")).save(root / kind / f"{kind[0]}{i:02d}.png")
+    return root
+
+
+def _overrides(folders: Path, run_dir: Path, *extra: str) -> list[str]:
+    return [f"data.photos={folders / 'photos'}", f"data.cartoons={folders / 'cartoons'}", "data.size=32",
+            "data.val_fraction=0.2", f"data.cache_dir={folders / 'cache'}", "data.sal_segments=30",
+            "data.num_workers=0", "train.batch_size=2", "train.device=cpu", "log.fid=false", "log.samples=2",
+            f"log.run_dir={run_dir}", "log.log_every=1", *extra]
+
+
+def test_content_init_learns(folders, tmp_path):
+    """Content-only init on a handful of images: the content loss falls clearly (the generator learns to
+    reproduce the photo's VGG features)."""
+    cfg = load_config(None, _overrides(folders, tmp_path / "run", "train.init_epochs=100", "train.batch_size=4",
+                                       "w_sali=0", "optim.lr_g=1e-3"))
+    trainer = Trainer(cfg, progress=False)
+    trainer.sampler.set_position(0)
+    batch = next(iter(trainer.loader))
+    losses = []
+    for _ in range(24):
+        losses.append(float(trainer.train_step(batch)["loss/content"]))
+        trainer.step += 1
+    assert "loss/d" not in trainer.train_step(batch)  # init phase: no adversary
+    first, last = np.mean(losses[:3]), np.mean(losses[-3:])
+    assert last < 0.5 * first, losses
+
+
+def test_tiny_run_exports_best_by_fid_with_a_model_card(folders, tmp_path):
+    run, export = tmp_path / "run", tmp_path / "weights"
+    cfg = load_config(None, _overrides(folders, run, "train.init_epochs=1", "train.epochs=1", "log.fid=true",
+                                       "log.eval_every=4", "log.ckpt_every=4", "log.keep_ckpt=2"))
+    result = train(cfg, export_dir=export, progress=False)
+    assert result["step"] == 8 and not result["interrupted"]  # 8 photos / batch 2 = 4 steps per epoch, 2 epochs
+    assert result["best_fid"] is not None and result["best_step"] in (4, 8)
+    assert [s for s, _ in list_checkpoints(run / "checkpoints")] == [8, 4]
+    meta = read_meta(run / "checkpoints" / "ckpt-000000008.safetensors")
+    assert meta["step"] == 8 and meta["best_fid"] == result["best_fid"]
+    assert (run / "samples" / "step-000000008.png").is_file() and list((run / "tb").iterdir())
+    generator = from_pretrained(export)  # the cartoon/ weights format
+    best = load_file(str(run / "checkpoints" / f"ckpt-{result['best_step']:09d}.safetensors"))
+    assert all(torch.equal(v, best[f"ema.{k}"]) for k, v in generator.state_dict().items())
+    card = (export / "README.md").read_text()
+    for needed in (f"FID {result['best_fid']:.2f}", f"at step {result['best_step']}", "8 train / 2 validation",
+                   "CPU-minutes", "Optional losses used: none", "block4_conv4", "0.25 x 0.96^"):
+        assert needed in card, needed
+    with torch.no_grad():
+        y, s = generator(torch.zeros(1, 3, 32, 32))
+    assert y.shape == (1, 3, 32, 32) and s.shape == (1, 1, 32, 32)
+
+
+def _state(path: Path) -> dict:
+    return {k: v for k, v in load_file(str(path)).items() if not k.startswith("rng.")}
+
+
+def test_resume_continues_exactly(folders, tmp_path):
+    """Stopping after 3 steps and resuming gives bit-identical weights, EMA and optimizer state to 6 straight steps
+    (across the init -> adversarial switch at step 4)."""
+    common = ("train.init_epochs=1", "log.ckpt_every=3", "log.eval_every=100")
+    train(load_config(None, _overrides(folders, tmp_path / "a", *common, "train.max_steps=6")), progress=False)
+    train(load_config(None, _overrides(folders, tmp_path / "b", *common, "train.max_steps=3")), progress=False)
+    with pytest.raises(ValueError, match="--resume"):
+        Trainer(load_config(None, _overrides(folders, tmp_path / "b", *common, "train.max_steps=6")), progress=False)
+    train(load_config(None, _overrides(folders, tmp_path / "b", *common, "train.max_steps=6")), resume=True,
+          progress=False)
+    a = _state(tmp_path / "a" / "checkpoints" / "ckpt-000000006.safetensors")
+    b = _state(tmp_path / "b" / "checkpoints" / "ckpt-000000006.safetensors")
+    assert a.keys() == b.keys() and any(k.startswith("optim.d.") for k in a)
+    assert [k for k in a if not torch.equal(a[k], b[k])] == []
+    # and the run did change the weights
+    first = _state(tmp_path / "b" / "checkpoints" / "ckpt-000000003.safetensors")
+    assert not torch.equal(first["discriminator.net.0.weight"], b["discriminator.net.0.weight"])
+
+
+def _write_config(path: Path, overrides: list[str]) -> Path:
+    lines = []
+    for o in overrides:
+        key, value = o.split("=", 1)
+        section, leaf = key.split(".")
+        lines.append((section, leaf, value))
+    text = ""
+    for section in dict.fromkeys(s for s, _, _ in lines):
+        text += f"{section}:\n" + "".join(f"  {leaf}: {value}\n" for s, leaf, value in lines if s == section)
+    path.write_text(text)
+    return path
+
+
+def _cli(*args, env=None):
+    return [sys.executable, "-m", "train", *args], {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+
+
+def test_killed_run_resumes_to_completion(folders, tmp_path):
+    run = tmp_path / "run"
+    cfg = _write_config(tmp_path / "c.yaml", _overrides(folders, run, "train.init_epochs=1", "train.max_steps=16",
+                                                        "log.ckpt_every=1", "log.eval_every=1000"))
+    cmd, env = _cli("--config", str(cfg), "--no-progress", env={"OMP_NUM_THREADS": "1"})
+    proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list_checkpoints(run / "checkpoints")) < 2:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)  # no chance to clean up: mid-step or mid-checkpoint
+    proc.wait()
+    killed_at = list_checkpoints(run / "checkpoints")[0][0]
+    assert 1 <= killed_at < 16
+    done = subprocess.run([*cmd, "--resume"], env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "done: step 16" in done.stdout
+    assert read_meta(list_checkpoints(run / "checkpoints")[0][1])["step"] == 16
+
+
+def test_ddp_on_two_cpu_processes_matches_one_process(folders, tmp_path):
+    """torchrun, gloo, 2 processes x batch 2 == 1 process x batch 4: same samples (DistributedSampler shards), averaged
+    gradients (Adam's first moment after one step is 0.5 x the gradient), rank 0 alone writes."""
+    common = ("train.init_epochs=0", "train.max_steps=1", "log.ckpt_every=1", "log.eval_every=100")
+    ddp_cfg = _write_config(tmp_path / "ddp.yaml", _overrides(folders, tmp_path / "ddp", *common))
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "-m", "train", "--config", str(ddp_cfg), "--no-progress"],
+                         env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.count("done: step 1") == 1  # rank 0 reports
+    assert len(list((tmp_path / "ddp" / "tb").iterdir())) == 1
+    ddp = _state(tmp_path / "ddp" / "checkpoints" / "ckpt-000000001.safetensors")
+    assert read_meta(tmp_path / "ddp" / "checkpoints" / "ckpt-000000001.safetensors")["world_size"] == 2
+
+    train(load_config(None, _overrides(folders, tmp_path / "one", *common, "train.batch_size=4")), progress=False)
+    train(load_config(None, _overrides(folders, tmp_path / "half", *common)), progress=False)
+    one = _state(tmp_path / "one" / "checkpoints" / "ckpt-000000001.safetensors")
+    half = _state(tmp_path / "half" / "checkpoints" / "ckpt-000000001.safetensors")
+    moments = [k for k in ddp if k.endswith(".exp_avg")]
+    assert any(k.startswith("optim.d.") for k in moments) and any(k.startswith("optim.g.") for k in moments)
+    flat = lambda s: torch.cat([s[k].flatten() for k in moments])  # noqa: E731
+    err_one = (flat(ddp) - flat(one)).norm() / flat(one).norm()
+    err_half = (flat(half) - flat(one)).norm() / flat(one).norm()
+    assert err_one < 1e-4 < 0.05 < err_half, (err_one, err_half)
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "style_ghibli").is_dir(), reason="needs ../shared/data")
+def test_tiny_config_runs_from_the_command_line(tmp_path):
+    """The CI config: real photos and Ghibli frames, init + adversarial steps, FID, export; seconds on a CPU."""
+    cmd, env = _cli("--config", "train/configs/tiny.yaml", f"log.run_dir={tmp_path / 'run'}",
+                    f"data.cache_dir={tmp_path / 'cache'}", "train.max_steps=6", "--no-progress",
+                    "--export-dir", str(tmp_path / "weights"))
+    out = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "done: step 6, best FID" in out.stdout
+    assert from_pretrained(tmp_path / "weights").config.to_dict() == from_pretrained(tmp_path / "run" / "best").config.to_dict()
