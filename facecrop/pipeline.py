@@ -15,7 +15,7 @@ from cartoon.imageio import ImageInput, RGBImage, load_image
 from . import align
 from .align import AlignedFace
 from .detect import Face, get_detector
-from .segment import OnnxSegmenter
+from .segment import OnnxSegmenter, keep_person
 
 BACKGROUNDS = ("photo", "cartoon")
 MIN_CROP_SIZE = 64
@@ -115,7 +115,7 @@ class FacePipeline:
         masks = self._segment([image for image, _, _ in aligned])
         out = []
         for face, (image, coverage, forward), mask in zip(faces, aligned, masks):
-            mask = np.asarray(mask, np.float32) * coverage
+            mask = keep_person(np.asarray(mask, np.float32) * coverage, align.apply(forward, face.landmarks))
             white = image.astype(np.float32) * mask[..., None] + 255 * (1 - mask[..., None])
             out.append(AlignedFace(np.clip(np.rint(white), 0, 255).astype(np.uint8), mask, forward,
                                    align.invert(forward), face))

@@ -83,3 +83,32 @@ def _resize(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return a
     shrink = size[0] < a.shape[1]
     return cv2.resize(a, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def keep_person(mask: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """The part of `mask` connected to the face, with its holes filled.
+
+    A head-and-shoulders silhouette has neither islands nor holes, while a small segmenter trained on composites
+    leaves both on real photos (background patches the colour of skin or hair).  `seeds` are (N, 2) (x, y) points
+    on the face (its landmarks in the crop); when none of them falls on the mask, the mask is returned unchanged.
+    """
+    h, w = mask.shape
+    binary = (mask >= 0.5).astype(np.uint8)
+    _, labels = cv2.connectedComponents(binary, connectivity=8)
+    xy = np.rint(np.asarray(seeds, np.float64)).astype(int)
+    xy = xy[(xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)]
+    keep = np.unique(labels[xy[:, 1], xy[:, 0]])
+    keep = keep[keep > 0]
+    if keep.size == 0:
+        return mask
+    person = np.isin(labels, keep)
+    out = mask.copy()
+    islands = (binary > 0) & ~person
+    if islands.any():  # with the soft rim around them
+        out[(cv2.dilate(islands.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0) & ~person] = 0
+    _, gaps = cv2.connectedComponents((~person).astype(np.uint8), connectivity=4)
+    border = np.unique(np.concatenate([gaps[0], gaps[-1], gaps[:, 0], gaps[:, -1]]))
+    holes = ((gaps > 0) & ~np.isin(gaps, border)).astype(np.uint8)
+    if holes.any():  # with their soft rim, which would otherwise stay as a faint outline
+        out[cv2.dilate(holes, np.ones((5, 5), np.uint8)) > 0] = 1
+    return out

@@ -145,13 +145,22 @@ class Augment:
     scale: tuple[float, float] = (0.7, 1.3)  # person size relative to the aligned portrait
     shift: float = 0.12  # of the image side, in each direction (where the person's cut edges allow)
     rotate: float = 12.0  # degrees
+    hue: float = 12.0  # person hue shift, in 1/256 turns
     distractor_p: float = 0.25
     white_band_p: float = 0.15  # a crop reaching past the photo's edge is white there
     background_blur_p: float = 0.35  # depth of field
-    blur_p: float = 0.2  # the whole image out of focus or resampled
+    match_colour_p: float = 0.0  # background recoloured to the person's mean colour: shape must decide, not colour
+    blur_p: float = 0.2  # the whole image out of focus
+    low_res_p: float = 0.0  # a small face blown up to the crop size
     grayscale_p: float = 0.05
     noise_p: float = 0.3
     jpeg_p: float = 0.5
+
+
+# The second training stage (fine-tuning) against what the first model got wrong on real photos: blond hair and
+# bright skin on light walls, grey-scale photos, small faces blown up.
+HARD = Augment(hue=25.0, match_colour_p=0.3, low_res_p=0.2, grayscale_p=0.15)
+AUGMENTS = {"base": Augment(), "hard": HARD}
 
 
 class CompositeDataset:
@@ -202,8 +211,12 @@ def composite(person: Cutout, others: list[Cutout], backgrounds: list[np.ndarray
         canvas = cv2.GaussianBlur(canvas, (0, 0), float(rng.uniform(1.0, 4.0)))
     if rng.random() < aug.distractor_p:
         other = others[int(rng.integers(len(others)))]
-        _paste(canvas, _jitter_colour(other, rng), rng, aug, distractor=True)
-    target = _jitter_colour(person, rng)
+        _paste(canvas, _jitter_colour(other, rng, aug.hue), rng, aug, distractor=True)
+    target = _jitter_colour(person, rng, aug.hue)
+    if rng.random() < aug.match_colour_p:
+        person_mean = target.rgb[target.mask > 0].reshape(-1, 3).mean(axis=0)
+        gain = (person_mean + 1) / (canvas.reshape(-1, 3).mean(axis=0) + 1)
+        canvas = np.clip(canvas * (1 + rng.uniform(0.6, 1.0) * (gain - 1)), 0, 255)
     mask = _paste(canvas, target, rng, aug, distractor=False)
     image, mask = _white_band(canvas, mask, rng, aug.white_band_p)
     image = _degrade(image, rng, aug)
@@ -219,10 +232,10 @@ def _background(bg: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return view[:, ::-1] if rng.random() < 0.5 else view
 
 
-def _jitter_colour(person: Cutout, rng: np.random.Generator) -> Cutout:
+def _jitter_colour(person: Cutout, rng: np.random.Generator, hue: float) -> Cutout:
     """Hue, saturation and brightness of the person alone, so colour does not tell person from background."""
     hsv = cv2.cvtColor(person.rgb, cv2.COLOR_RGB2HSV_FULL).astype(np.float32)
-    hsv[..., 0] = (hsv[..., 0] + rng.uniform(-12, 12)) % 256
+    hsv[..., 0] = (hsv[..., 0] + rng.uniform(-hue, hue)) % 256
     hsv[..., 1] *= rng.uniform(0.6, 1.4)
     hsv[..., 2] *= rng.uniform(0.65, 1.2)
     rgb = cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2RGB_FULL)
@@ -315,6 +328,10 @@ def _degrade(image: np.ndarray, rng: np.random.Generator, aug: Augment) -> np.nd
         out = np.repeat(cv2.cvtColor(out, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
     if rng.random() < aug.blur_p:
         out = cv2.GaussianBlur(out, (0, 0), float(rng.uniform(0.6, 1.8)))
+    if rng.random() < aug.low_res_p:
+        side = int(rng.integers(40, 128))
+        small = cv2.resize(out, (side, side), interpolation=cv2.INTER_AREA)
+        out = cv2.resize(small, (SIZE, SIZE), interpolation=cv2.INTER_CUBIC)
     if rng.random() < aug.noise_p:
         noise = rng.standard_normal(out.shape, dtype=np.float32) * np.float32(rng.uniform(2, 8))
         out = np.clip(out + noise, 0, 255).astype(np.uint8)

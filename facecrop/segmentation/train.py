@@ -1,6 +1,8 @@
 """Train the person segmenter on composites (see data.py) on the CPU.
 
-    python -m facecrop.segmentation.train --out runs/segmenter --phases 128x2400 256x300
+    python -m facecrop.segmentation.train --out runs/segmenter --phases 128x2000 256x200
+    python -m facecrop.segmentation.train --out runs/segmenter-hard --init runs/segmenter/model.safetensors \
+        --augment hard --lr 1.5e-3 --phases 128x600 256x150
 
 Phases are SIZExSTEPS: most steps at low resolution (4x cheaper), a short last phase at the inference size.
 The learning rate warms up, then follows one cosine over all phases.  Every --eval-every steps the model is scored
@@ -27,6 +29,7 @@ from cartoon.imageio import atomic_path
 
 from . import data
 from .evaluate import mask_iou
+from .export import load_segmenter
 from .model import Segmenter, SegmenterConfig, count_parameters
 
 
@@ -83,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--faces", default=None, help="portraits on white (default ../shared/data/face_photo)")
     p.add_argument("--scenes", default=None, help="backgrounds (default ../shared/data/scene_photo/train)")
     p.add_argument("--phases", nargs="+", default=["128x2400", "256x300"], type=parse_phase)
+    p.add_argument("--init", default=None, help="start from these weights (a model.safetensors of an earlier run)")
+    p.add_argument("--augment", choices=sorted(data.AUGMENTS), default="base")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=4e-3)
     p.add_argument("--weight-decay", type=float, default=1e-4)
@@ -114,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
           f"people, {len(split.held_out_backgrounds)} backgrounds held out; loaded in {time.time() - t0:.0f}s",
           flush=True)
 
-    model = Segmenter(SegmenterConfig())
+    model = load_segmenter(args.init).train() if args.init else Segmenter(SegmenterConfig())
+    augment = data.AUGMENTS[args.augment]
     print(f"model: {count_parameters(model)} parameters", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     total = sum(steps for _, steps in args.phases)
@@ -125,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     best, step, start = -1.0, 0, 0
     t_train = time.time()
     for size, steps in args.phases:
-        stream = data.CompositeDataset(people, backgrounds, args.seed, size=size, length=(start + steps) * args.batch)
+        stream = data.CompositeDataset(people, backgrounds, args.seed, size=size, length=(start + steps) * args.batch,
+                                       augment=augment)
         loader = DataLoader(Subset(stream, range(start * args.batch, (start + steps) * args.batch)),
                             batch_size=args.batch, shuffle=False, num_workers=args.workers, collate_fn=collate,
                             worker_init_fn=_worker_init, persistent_workers=False, prefetch_factor=4 if args.workers else None)
