@@ -327,8 +327,9 @@ def _process(path: str, name: str, style: Style, mode: str, strength: float, bac
         out.update(cartoon=result.image, saliency=result.saliency)
         used = style.display_name
     else:
+        # Faces: the chosen style if it is a portrait style, else the default portrait style, else the chosen one.
         face_styles = {s.name: s for s in st.styles("portrait")}
-        face_style = face_styles.get(DEFAULT_PORTRAIT_STYLE) or (style if style.mode == "portrait" else None) or style
+        face_style = (style if style.mode == "portrait" else None) or face_styles.get(DEFAULT_PORTRAIT_STYLE) or style
         crop_saliency: list[np.ndarray] = []
         scene_result: list = []
         engine = None
