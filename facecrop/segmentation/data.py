@@ -196,10 +196,10 @@ class CompositeDataset:
         return image, mask
 
 
-def held_out_composites(people: list[Cutout], backgrounds: list[np.ndarray], seed: int, n: int | None = None
-                        ) -> CompositeDataset:
+def held_out_composites(people: list[Cutout], backgrounds: list[np.ndarray], seed: int, n: int | None = None,
+                        augment: Augment = Augment()) -> CompositeDataset:
     """The evaluation set: held-out people on held-out backgrounds, fixed by `seed`."""
-    return CompositeDataset(people, backgrounds, seed, epoch=HELD_OUT_EPOCH, length=n)
+    return CompositeDataset(people, backgrounds, seed, epoch=HELD_OUT_EPOCH, length=n, augment=augment)
 
 
 def composite(person: Cutout, others: list[Cutout], backgrounds: list[np.ndarray], rng: np.random.Generator,

@@ -2,6 +2,7 @@
 
     python -m facecrop.segmentation.evaluate                      # the shipped weights/segmenter/segmenter.onnx
     python -m facecrop.segmentation.evaluate --model other.onnx --n 512
+    python -m facecrop.segmentation.evaluate --augment hard    # the fine-tuning stage's harder composites
 """
 from __future__ import annotations
 
@@ -19,11 +20,11 @@ def mask_iou(pred: np.ndarray, target: np.ndarray) -> float:
     return 1.0 if union == 0 else float(np.logical_and(pred, target).sum() / union)
 
 
-def held_out_set(n: int, seed: int = data.SPLIT_SEED, held_out: float = data.HELD_OUT_FRACTION
-                 ) -> data.CompositeDataset:
+def held_out_set(n: int, seed: int = data.SPLIT_SEED, held_out: float = data.HELD_OUT_FRACTION,
+                 augment: data.Augment = data.Augment()) -> data.CompositeDataset:
     split = data.make_split(seed=seed, held_out=held_out)
     return data.held_out_composites(data.load_cutouts(split.held_out_people),
-                                    data.load_backgrounds(split.held_out_backgrounds), seed, n)
+                                    data.load_backgrounds(split.held_out_backgrounds), seed, n, augment)
 
 
 def score(segmenter, dataset: data.CompositeDataset, batch: int = 16) -> dict:
@@ -47,10 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default=None, help="ONNX segmenter (default: the shipped one)")
     p.add_argument("--n", type=int, default=512, help="number of held-out composites")
     p.add_argument("--seed", type=int, default=data.SPLIT_SEED)
+    p.add_argument("--augment", choices=sorted(data.AUGMENTS), default="base")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
-    result = score(OnnxSegmenter(args.model, threads=args.threads), held_out_set(args.n, args.seed))
-    print(f"held-out composites: {result['n']}  mean IoU {result['mean_iou']:.4f}  pooled IoU "
+    dataset = held_out_set(args.n, args.seed, augment=data.AUGMENTS[args.augment])
+    result = score(OnnxSegmenter(args.model, threads=args.threads), dataset)
+    print(f"held-out composites ({args.augment}): {result['n']}  mean IoU {result['mean_iou']:.4f}  pooled IoU "
           f"{result['pooled_iou']:.4f}  worst {result['min_iou']:.4f}")
     return 0
 

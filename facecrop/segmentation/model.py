@@ -1,7 +1,7 @@
 """A small encoder-decoder for person masks on aligned face crops.
 
-Encoder: MobileNetV2-style inverted residuals down to 1/32 (8x8 at 256), where a global-pooling gate (as in
-LR-ASPP) lets the whole crop decide what is the person.  Decoder: bilinear x2, concatenation with the encoder's
+Encoder: two plain strided convolutions to 1/4, then MobileNetV2-style inverted residuals down to 1/32 (8x8 at 256),
+where a global-pooling gate (as in LR-ASPP) lets the whole crop decide what is the person.  Decoder: bilinear x2, concatenation with the encoder's
 feature at that scale, a depthwise-separable conv; the head predicts at 1/2 and the logits are upsampled to full
 size.  Input (N, 3, H, W) RGB in [0, 1] with H, W multiples of 32; output (N, 1, H, W) logits (the exported graph
 applies the sigmoid).
@@ -84,11 +84,13 @@ class Segmenter(nn.Module):
         super().__init__()
         self.config = config
         w, d, e = config.widths, config.depths, config.expansion
-        stages = [conv_bn(3, w[0], 3, 2), conv_bn(w[0], w[1], 3, 2)]
-        for cin, cout, n in zip(w[1:-1], w[2:], d[1:]):
+        stages = [
+            conv_bn(3, w[0], 3, 2),  # 1/2
+            nn.Sequential(conv_bn(w[0], w[1], 3, 2), *[InvertedResidual(w[1], w[1], 1, e) for _ in range(d[0])]),
+        ]
+        for cin, cout, n in zip(w[1:-1], w[2:], d[1:]):  # 1/8 .. 1/32
             stages.append(nn.Sequential(InvertedResidual(cin, cout, 2, e),
                                         *[InvertedResidual(cout, cout, 1, e) for _ in range(n - 1)]))
-        stages[1] = nn.Sequential(stages[1], *[InvertedResidual(w[1], w[1], 1, e) for _ in range(d[0])])
         self.encoder = nn.ModuleList(stages)
         self.gate = GlobalGate(w[-1])
         dec = []
