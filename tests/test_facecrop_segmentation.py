@@ -6,6 +6,7 @@ import pytest
 
 from cartoon.errors import CartoonError, WeightsError
 from facecrop import DEFAULT_SEGMENTER, OnnxSegmenter
+from facecrop.segment import keep_person
 from facecrop.segmentation import data
 from facecrop.segmentation.evaluate import held_out_set, mask_iou, score
 
@@ -36,6 +37,23 @@ def test_white_background_mask_keeps_the_person_and_fills_holes():
     assert not mask[10, 10] and mask[100, 64]
     cut = data.Cutout.from_portrait(img)
     assert cut.touches == (False, True, False, False)
+
+
+def test_keep_person_makes_the_face_silhouette_solid():
+    yy, xx = np.mgrid[0:128, 0:128]
+    head = ((xx - 64) ** 2 + (yy - 80) ** 2 < 40 ** 2).astype(np.float32)
+    mask = head * 0.97
+    mask[70:80, 50:60] = 0.1  # a hole (a cheek the model missed)
+    mask[90:100, 60:70] = 0.7  # unsure but person
+    mask[5:15, 5:15] = 0.9  # an island of background
+    out = keep_person(mask, np.array([[64.0, 80.0], [50.0, 70.0]]))
+    assert out.dtype == np.float32 and out.shape == mask.shape
+    inner = ((xx - 64) ** 2 + (yy - 80) ** 2 < 37 ** 2)
+    assert (out[inner] == 1).all()  # hole filled, unsure part made solid
+    assert (out[:20, :20] == 0).all()  # island gone
+    rim = ((xx - 64) ** 2 + (yy - 80) ** 2 >= 38.5 ** 2) & ((xx - 64) ** 2 + (yy - 80) ** 2 < 40 ** 2)
+    np.testing.assert_array_equal(out[rim], mask[rim])  # the model's own outline is kept
+    np.testing.assert_array_equal(keep_person(mask, np.array([[2.0, 120.0]])), mask)  # no seed on the mask
 
 
 @needs_shared
