@@ -104,8 +104,9 @@ class FaceAlignmentDetector:
         try:
             import face_alignment
         except ImportError:
-            raise CartoonError("the face-alignment detector needs the face-alignment package: "
-                               "`pip install face-alignment` (keep torch pinned); or use detector='retinaface'") from None
+            raise CartoonError("the face-alignment detector needs the face-alignment package (>= 1.4): "
+                               "`pip install face-alignment` (keep torch pinned); or use detector='retinaface'"
+                               ) from None
         import inspect
 
         if "compile" in inspect.signature(face_alignment.FaceAlignment).parameters:
@@ -115,7 +116,8 @@ class FaceAlignmentDetector:
                                                       face_detector=face_detector, **kwargs)
         except OSError as e:  # URLError is an OSError: the weights could not be downloaded
             raise WeightsError(f"face-alignment could not load its models ({e}); they download from the internet "
-                               "on first use into $TORCH_HOME/hub/checkpoints. Use detector='retinaface' offline") from None
+                               "on first use into $TORCH_HOME/hub/checkpoints. Use detector='retinaface' offline"
+                               ) from None
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
         landmarks, _, boxes = self.model.get_landmarks_from_image(rgb, return_bboxes=True)

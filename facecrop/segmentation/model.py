@@ -1,10 +1,10 @@
 """A small encoder-decoder for person masks on aligned face crops.
 
-Encoder: two plain strided convolutions to 1/4, then MobileNetV2-style inverted residuals down to 1/32 (8x8 at 256),
-where a global-pooling gate (as in LR-ASPP) lets the whole crop decide what is the person.  Decoder: bilinear x2, concatenation with the encoder's
-feature at that scale, a depthwise-separable conv; the head predicts at 1/2 and the logits are upsampled to full
-size.  Input (N, 3, H, W) RGB in [0, 1] with H, W multiples of 32; output (N, 1, H, W) logits (the exported graph
-applies the sigmoid).
+Encoder: two plain strided convolutions to 1/4, then MobileNetV2-style inverted residuals down to 1/32 (8x8 at
+256), where a global-pooling gate (as in LR-ASPP) lets the whole crop decide what is the person.  Decoder: bilinear
+x2, concatenation with the encoder's feature at that scale, a depthwise-separable conv; the head predicts at 1/2 and
+the logits are upsampled to full size.  Input (N, 3, H, W) RGB in [0, 1] with H, W multiples of 32; output
+(N, 1, H, W) logits (the exported graph applies the sigmoid).
 """
 from __future__ import annotations
 

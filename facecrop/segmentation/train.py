@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -127,38 +126,38 @@ def main(argv: list[str] | None = None) -> int:
     schedule = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / args.warmup) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
 
-    log = open(out / "log.jsonl", "a")
     best, step, start = -1.0, 0, 0
     t_train = time.time()
-    for size, steps in args.phases:
-        stream = data.CompositeDataset(people, backgrounds, args.seed, size=size, length=(start + steps) * args.batch,
-                                       augment=augment)
-        loader = DataLoader(Subset(stream, range(start * args.batch, (start + steps) * args.batch)),
-                            batch_size=args.batch, shuffle=False, num_workers=args.workers, collate_fn=collate,
-                            worker_init_fn=_worker_init, persistent_workers=False, prefetch_factor=4 if args.workers else None)
-        losses = []
-        for x, y in loader:
-            loss = loss_fn(model(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            schedule.step()
-            step += 1
-            losses.append(loss.item())
-            if step % args.eval_every == 0 or step == total:
-                iou = evaluate(model, held_samples)
-                record = dict(step=step, size=size, loss=float(np.mean(losses)), held_out_iou=iou,
-                              lr=schedule.get_last_lr()[0], minutes=(time.time() - t_train) / 60)
-                losses = []
-                # Keep the best by held-out IoU, but only among models that have seen the inference size.
-                if size == args.phases[-1][0] and iou > best:
-                    best = iou
-                    save_weights(model, out, record)
-                    record["saved"] = True
-                print(json.dumps(record), flush=True)
-                log.write(json.dumps(record) + "\n")
-                log.flush()
-        start += steps
+    with open(out / "log.jsonl", "a") as log:
+        for size, steps in args.phases:
+            stream = data.CompositeDataset(people, backgrounds, args.seed, size=size,
+                                           length=(start + steps) * args.batch, augment=augment)
+            loader = DataLoader(Subset(stream, range(start * args.batch, (start + steps) * args.batch)),
+                                batch_size=args.batch, shuffle=False, num_workers=args.workers, collate_fn=collate,
+                                worker_init_fn=_worker_init, prefetch_factor=4 if args.workers else None)
+            losses = []
+            for x, y in loader:
+                loss = loss_fn(model(x), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                schedule.step()
+                step += 1
+                losses.append(loss.item())
+                if step % args.eval_every == 0 or step == total:
+                    iou = evaluate(model, held_samples)
+                    record = dict(step=step, size=size, loss=float(np.mean(losses)), held_out_iou=iou,
+                                  lr=schedule.get_last_lr()[0], minutes=(time.time() - t_train) / 60)
+                    losses = []
+                    # Keep the best by held-out IoU, but only among models that have seen the inference size.
+                    if size == args.phases[-1][0] and iou > best:
+                        best = iou
+                        save_weights(model, out, record)
+                        record["saved"] = True
+                    print(json.dumps(record), flush=True)
+                    log.write(json.dumps(record) + "\n")
+                    log.flush()
+            start += steps
     if best < 0:
         save_weights(model, out, dict(step=step))
     print(f"done in {(time.time() - t_train) / 60:.1f} min; best held-out IoU {best:.4f}; weights in {out}")
