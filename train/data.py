@@ -126,16 +126,20 @@ def make_splits(cfg: DataConfig) -> Splits:
     return Splits(tp, tc, vp, vc)
 
 
+def _prep_key(cfg: DataConfig) -> dict:
+    """What `prepare_image` depends on: the crop size matters only when no short side is set."""
+    return {"short_side": cfg.short_side} if cfg.short_side else {"min_side": cfg.size}
+
+
 def edge_cache(cfg: DataConfig) -> MapCache:
-    params = dict(version=EDGE_VERSION, short_side=cfg.short_side, size=cfg.size, low=cfg.canny_low,
-                  high=cfg.canny_high, kernel=cfg.edge_kernel)
+    params = dict(version=EDGE_VERSION, **_prep_key(cfg), low=cfg.canny_low, high=cfg.canny_high, kernel=cfg.edge_kernel)
     fn = functools.partial(_edge_map, short_side=cfg.short_side, size=cfg.size, low=cfg.canny_low,
                            high=cfg.canny_high, kernel=cfg.edge_kernel)
     return MapCache(cfg.cache_dir, "edges", params, fn)
 
 
 def saliency_cache(cfg: DataConfig) -> MapCache:
-    params = dict(version=SALIENCY_VERSION, short_side=cfg.short_side, size=cfg.size, segments=cfg.sal_segments,
+    params = dict(version=SALIENCY_VERSION, **_prep_key(cfg), segments=cfg.sal_segments,
                   compactness=cfg.sal_compactness, passes=cfg.mbd_passes)
     fn = functools.partial(_saliency_map, short_side=cfg.short_side, size=cfg.size, segments=cfg.sal_segments,
                            compactness=cfg.sal_compactness, passes=cfg.mbd_passes)

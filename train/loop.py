@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 from PIL import Image
 from tqdm import tqdm
 
-from cartoon.network import Generator
+from cartoon.network import Generator, get_config
 from cartoon.tiling import from_network
 from cartoon.imageio import save_image
 
@@ -127,6 +127,10 @@ class Trainer:
         if resume:
             self._resume()
         self.stop_requested = False
+        self.session_seconds = 0.0  # this process's share of train_seconds: what train.budget_minutes limits
+        self.val_photos: torch.Tensor | None = None  # loaded at the first evaluation
+        self.fid = None
+        self.fid_reference: np.ndarray | None = None
 
     # ---- setup -------------------------------------------------------------------------------------------
 
@@ -207,7 +211,7 @@ class Trainer:
                 if self.main:
                     tqdm.write(f"warning: {path} could not be loaded ({type(e).__name__}: {e}); trying an older one")
                 continue
-            if meta["generator_config"] != Generator(self.cfg.generator_config).config.to_dict() \
+            if meta["generator_config"] != get_config(self.cfg.generator_config).to_dict() \
                     or meta["d_channels"] != self.cfg.model.d_channels:
                 raise ConfigError(f"{path}: was trained with another architecture; resume with the run's config")
             self.step, self.train_seconds = meta["step"], meta["train_seconds"]
@@ -351,7 +355,7 @@ class Trainer:
 
     def _should_stop(self) -> bool:
         budget = self.cfg.train.budget_minutes
-        stop = self.stop_requested or (budget is not None and self.train_seconds >= budget * 60)
+        stop = self.stop_requested or (budget is not None and self.session_seconds >= budget * 60)
         if self.dist.world_size > 1:  # every rank stops at the same step
             flag = torch.tensor([float(stop)], device=self.device)
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)
@@ -363,7 +367,6 @@ class Trainer:
 
     def fit(self) -> dict:
         cfg, log = self.cfg, self.cfg.log
-        self.val_photos, self.fid, self.fid_reference = None, None, None
         writer = None
         if self.main:
             from torch.utils.tensorboard import SummaryWriter
@@ -391,6 +394,7 @@ class Trainer:
                     bar.update()
                     now = time.perf_counter()
                     self.train_seconds += now - last  # all of it: steps, evaluations, checkpoints
+                    self.session_seconds += now - last
                     last = now
                     stopped = self._should_stop()
                     done = stopped or self.step >= self.total_steps
@@ -440,9 +444,8 @@ def _in_main_thread() -> bool:
 
 
 def train(cfg: Config, resume: bool = False, export_dir=None, progress: bool = True) -> dict:
-    trainer = Trainer(cfg, resume=resume, export_dir=export_dir, progress=progress)
     try:
-        return trainer.fit()
+        return Trainer(cfg, resume=resume, export_dir=export_dir, progress=progress).fit()
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
