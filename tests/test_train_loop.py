@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 from cartoon.weights import from_pretrained
 from train.checkpoint import list_checkpoints, read_meta
 from train.config import load_config
+from train.export import main as export_main
 from train.loop import Trainer, train
 
 REPO = Path(__file__).resolve().parent.parent
@@ -100,6 +101,14 @@ def test_tiny_run_exports_best_by_fid_with_a_model_card(folders, tmp_path):
     with torch.no_grad():
         y, s = generator(torch.zeros(1, 3, 32, 32))
     assert y.shape == (1, 3, 32, 32) and s.shape == (1, 1, 32, 32)
+    # python -m train.export: the best export, or a checkpoint's EMA weights
+    assert export_main([str(run), "--to", str(tmp_path / "again")]) == 0
+    assert (tmp_path / "again" / "model.safetensors").read_bytes() == (export / "model.safetensors").read_bytes()
+    assert export_main([str(run), "--checkpoint", "latest", "--to", str(tmp_path / "last")]) == 0
+    last = load_file(str(run / "checkpoints" / "ckpt-000000008.safetensors"))
+    assert all(torch.equal(v, last[f"ema.{k}"]) for k, v in from_pretrained(tmp_path / "last").state_dict().items())
+    assert "steps | 8 " in (tmp_path / "last" / "README.md").read_text()
+    assert export_main([str(tmp_path / "nowhere"), "--to", str(tmp_path / "x")]) == 2
 
 
 def _state(path: Path) -> dict:
@@ -142,23 +151,43 @@ def _cli(*args, env=None):
     return [sys.executable, "-m", "train", *args], {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
 
 
-def test_killed_run_resumes_to_completion(folders, tmp_path):
+def _wait_for_checkpoints(run: Path, n: int, proc: subprocess.Popen) -> None:
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list_checkpoints(run / "checkpoints")) < n and proc.poll() is None:
+        time.sleep(0.05)
+
+
+def test_interrupted_and_killed_runs_resume_to_completion(folders, tmp_path):
     run = tmp_path / "run"
     cfg = _write_config(tmp_path / "c.yaml", _overrides(folders, run, "train.init_epochs=1", "train.max_steps=16",
                                                         "log.ckpt_every=1", "log.eval_every=1000"))
     cmd, env = _cli("--config", str(cfg), "--no-progress", env={"OMP_NUM_THREADS": "1"})
-    proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list_checkpoints(run / "checkpoints")) < 2:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)  # no chance to clean up: mid-step or mid-checkpoint
+    # SIGTERM (or Ctrl-C): the step in progress finishes, a checkpoint is written, exit status 1
+    proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_checkpoints(run, 1, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err[-2000:]
+    stopped_at = list_checkpoints(run / "checkpoints")[0][0]
+    assert f"interrupted at step {stopped_at}" in err and "--resume" in err
+    # SIGKILL: no chance to clean up, mid-step or mid-checkpoint
+    proc = subprocess.Popen([*cmd, "--resume"], env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _wait_for_checkpoints(run, 3, proc)
+    proc.send_signal(signal.SIGKILL)
     proc.wait()
     killed_at = list_checkpoints(run / "checkpoints")[0][0]
-    assert 1 <= killed_at < 16
+    assert stopped_at < killed_at < 16
     done = subprocess.run([*cmd, "--resume"], env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "done: step 16" in done.stdout
     assert read_meta(list_checkpoints(run / "checkpoints")[0][1])["step"] == 16
+
+
+def test_budget_stops_the_session_with_a_checkpoint(folders, tmp_path):
+    result = train(load_config(None, _overrides(folders, tmp_path / "run", "train.budget_minutes=0.0001",
+                                                "log.ckpt_every=100")), progress=False)
+    assert result["step"] == 1 and not result["interrupted"]
+    assert [s for s, _ in list_checkpoints(tmp_path / "run" / "checkpoints")] == [1]
 
 
 def test_ddp_on_two_cpu_processes_matches_one_process(folders, tmp_path):
