@@ -73,3 +73,19 @@ def test_cli_reports_user_errors_without_traceback(tmp_path, capsys):
 
     assert main(["--config", str(CONFIGS / "tiny.yaml"), "--print-config", "batch_size=3"]) == 0
     assert "batch_size: 3" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not (REPO.parent / "shared" / "data").is_dir(), reason="needs ../shared/data")
+@pytest.mark.parametrize("name", ["ghibli", "shinkai", "portrait"])
+def test_shipped_configs_find_their_data_and_split_it(name, monkeypatch):
+    from train.data import make_splits, split_group
+
+    monkeypatch.chdir(REPO)  # the configs' data paths are relative to the repository root
+    cfg = load_config(CONFIGS / f"{name}.yaml")
+    s = make_splits(cfg.data)
+    for train, val in ((s.photos, s.val_photos), (s.cartoons, s.val_cartoons)):
+        assert len(train) > 500 and 0.04 < len(val) / (len(train) + len(val)) < 0.07
+        groups = lambda files: {split_group(f.name, cfg.data.val_group) for f in files}  # noqa: E731
+        assert not groups(train) & groups(val)
+    if name == "portrait":  # photo N and its rendering N share a split
+        assert {f.name[1:] for f in s.val_photos} == {f.name[1:] for f in s.val_cartoons}

