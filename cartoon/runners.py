@@ -123,6 +123,9 @@ class OnnxRunner:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = int(threads or os.cpu_count() or 1)
         opts.inter_op_num_threads = 1
+        # Spinning worker threads steal the cores from everything else in the process (the face detector and
+        # segmenter, Gradio) and made shared-CPU runs 2-3x slower; blocking costs little per call.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = ["CPUExecutionProvider"]
         if device in ("auto", "cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
