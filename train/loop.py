@@ -10,6 +10,7 @@ import dataclasses
 import math
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -439,7 +440,6 @@ class Trainer:
 
 
 def _in_main_thread() -> bool:
-    import threading
     return threading.current_thread() is threading.main_thread()
 
 
