@@ -33,3 +33,12 @@ def astronaut_small() -> np.ndarray:
     from skimage import data
 
     return np.asarray(Image.fromarray(data.astronaut()).resize((128, 128), Image.Resampling.LANCZOS))
+
+
+@pytest.fixture()
+def one_thread():
+    """Small training ops on a shared 2-core CPU: one thread avoids OpenMP waits on descheduled siblings."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -21,13 +21,7 @@ SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 FACE_WEIGHTS = SHARED / "models" / "face_id" / "mobilefacenet_casia.safetensors"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # small ops on a shared 2-core CPU: one thread avoids OpenMP waits on descheduled siblings
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_discriminator_is_cartoongans_patch_discriminator():
