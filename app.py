@@ -156,10 +156,10 @@ class Studio:
         with self._faces_lock:
             return pipe.detect(rgb)
 
-    def run_portrait(self, rgb: np.ndarray, stylize, background: str, scene):
+    def run_portrait(self, rgb: np.ndarray, stylize, background: str, scene, faces: list | None = None):
         pipe = self.faces()
         with self._faces_lock:
-            return pipe.run(rgb, stylize, background=background, scene=scene)
+            return pipe.run(rgb, stylize, background=background, scene=scene, faces=faces)
 
 
 STUDIO: Studio | None = None
@@ -300,7 +300,7 @@ def _process(path: str, name: str, style: Style, mode: str, strength: float, bac
     h, w = img.rgb.shape[:2]
     st = studio()
 
-    resolved, why = mode, ""
+    resolved, why, faces = mode, "", None
     if mode == "auto":
         if st.faces_error():
             resolved, why = "scene", "face detection is not available here"
@@ -347,7 +347,7 @@ def _process(path: str, name: str, style: Style, mode: str, strength: float, bac
 
         progress(0.1, "Aligning and cartoonizing faces")
         pr = st.run_portrait(img.rgb, stylize, background=background,
-                             scene=scene if background == "cartoon" else None)
+                             scene=scene if background == "cartoon" else None, faces=faces)
         out["cartoon"] = RGBImage(np.ascontiguousarray(pr.image), img.alpha)
         if scene_result:
             out["saliency"] = scene_result[0].saliency

@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable
 
 import numpy as np
 from PIL import Image
@@ -16,6 +16,7 @@ from .registry import DEFAULT_STYLE, STYLES, Style, get_style
 from .runners import OnnxRunner, TorchRunner
 from .strength import apply_strength
 from .tiling import from_network, pad_to_multiple, padded_shape, run_tiled, to_network
+from .weights import from_pretrained
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
 
@@ -46,8 +47,6 @@ class Cartoonizer:
                  device: str = "auto", precision: str = "auto", threads: int | None = None, compile: bool = False,
                  tile: int | None = None, overlap: int = 64, stats_side: int | None = None,
                  onnx_dir: str | os.PathLike | None = None):
-        from .weights import from_pretrained  # noqa: keeps `import cartoon` light
-
         if backend not in BACKENDS:
             raise CartoonError(f"backend must be one of {BACKENDS}, got {backend!r}")
         self.style = style if isinstance(style, Style) else STYLES.get(style) if isinstance(style, str) else None

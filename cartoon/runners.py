@@ -28,6 +28,25 @@ def cpu_has_fast_bf16() -> bool:
     return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
 
 
+def onnx_session(model: str | os.PathLike | bytes, threads: int | None = None,
+                 providers: Sequence[str] = ("CPUExecutionProvider",)):
+    """An onnxruntime session for a model file (or its bytes) with `threads` intra-op threads that sleep when idle;
+    `WeightsError` naming the file when the model cannot be loaded."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = int(threads or os.cpu_count() or 1)
+    opts.inter_op_num_threads = 1
+    # Spinning worker threads steal the cores from everything else in the process (the face detector and
+    # segmenter, Gradio) and made shared-CPU runs 2-3x slower; blocking costs little per call.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    try:
+        return ort.InferenceSession(model if isinstance(model, bytes) else str(model), opts, providers=list(providers))
+    except Exception as e:  # onnxruntime raises its own exception types for unreadable models
+        name = "in-memory model" if isinstance(model, bytes) else model
+        raise WeightsError(f"{name}: cannot load the ONNX model ({e})") from None
+
+
 def resolve_device(device: str | torch.device | None) -> torch.device:
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -124,21 +143,12 @@ class OnnxRunner:
         for p in paths:
             if not p.is_file():
                 raise WeightsError(f"{p}: missing; export it with `python -m cartoon.export {folder}`")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = int(threads or os.cpu_count() or 1)
-        opts.inter_op_num_threads = 1
-        # Spinning worker threads steal the cores from everything else in the process (the face detector and
-        # segmenter, Gradio) and made shared-CPU runs 2-3x slower; blocking costs little per call.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = ["CPUExecutionProvider"]
         if device in ("auto", "cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
         elif device == "cuda":
             raise CartoonError("onnxruntime here has no CUDA provider; install onnxruntime-gpu or use --device cpu")
-        try:
-            self.full, self.tiles = (ort.InferenceSession(str(p), opts, providers=providers) for p in paths)
-        except Exception as e:  # onnxruntime raises its own exception types for corrupt models
-            raise WeightsError(f"{folder}: cannot load the ONNX model ({e}); export it again") from None
+        self.full, self.tiles = (onnx_session(p, threads, providers) for p in paths)
         self.stat_names = [i.name for i in self.tiles.get_inputs()[1:]]
         self.precision = "int8" if quantized else "fp32"
         self.device = torch.device("cuda" if providers[0].startswith("CUDA") else "cpu")

@@ -13,12 +13,12 @@ first use into `$TORCH_HOME/hub/checkpoints`, so it needs the internet once.
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import cv2
 import numpy as np
 
 from cartoon.errors import CartoonError, WeightsError
+from cartoon.runners import onnx_session
 
 # Coordinates are pixels of the input image with pixel centres at integers (OpenCV's convention); boxes are
 # (x0, y0, x1, y1) edges.
@@ -50,16 +50,9 @@ class RetinaFaceDetector:
 
     def __init__(self, max_side: int = 640, score_threshold: float = 0.8, nms_threshold: float = 0.4,
                  threads: int | None = 2):
-        import onnxruntime as ort
         import retinaface
 
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = int(threads or os.cpu_count() or 1)
-        opts.inter_op_num_threads = 1
-        # Idle workers sleep instead of spinning: on a shared CPU, and with the detector's and the segmenter's
-        # sessions taking turns, spinning threads starve the busy ones (measured: 2-3x slower crops).
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(retinaface.WEIGHTS, opts, providers=["CPUExecutionProvider"])
+        self.session = onnx_session(retinaface.WEIGHTS, threads)
         self.max_side = int(max_side)
         self.score_threshold = float(score_threshold)
         self.nms_threshold = float(nms_threshold)

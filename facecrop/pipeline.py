@@ -70,14 +70,16 @@ class FacePipeline:
         """Faces of at least `min_face` pixels, largest first (an empty list when there are none)."""
         return self._faces(load_image(image).rgb)[0]
 
-    def crop(self, image: ImageInput | RGBImage) -> list[AlignedFace]:
-        """One aligned, white-background crop per face, largest first; `NoFaceError` when there is none."""
-        return self._crop(load_image(image).rgb)
+    def crop(self, image: ImageInput | RGBImage, faces: list[Face] | None = None) -> list[AlignedFace]:
+        """One aligned, white-background crop per face, largest first; `NoFaceError` when there is none.
+        `faces` from an earlier `detect` on the same image skips detecting again."""
+        return self._crop(load_image(image).rgb, faces)
 
     def run(self, image: ImageInput | RGBImage, stylize: Callable[[np.ndarray], np.ndarray],
-            background: str = "photo", scene: Callable[[np.ndarray], np.ndarray] | None = None) -> PortraitResult:
+            background: str = "photo", scene: Callable[[np.ndarray], np.ndarray] | None = None,
+            faces: list[Face] | None = None) -> PortraitResult:
         """Stylize every face crop and paste it back, over the photo (`background="photo"`) or over `scene(rgb)`,
-        a scene-mode cartoon of the whole photo (`background="cartoon"`)."""
+        a scene-mode cartoon of the whole photo (`background="cartoon"`). `faces` as in `crop`."""
         if background not in BACKGROUNDS:
             raise CartoonError(f"background must be one of {BACKGROUNDS}, got {background!r}")
         if background == "cartoon" and scene is None:
@@ -86,7 +88,7 @@ class FacePipeline:
             raise CartoonError("stylize must be a function from an (S, S, 3) uint8 crop to its cartoon")
         img = load_image(image)
         rgb = img.rgb
-        crops = self._crop(rgb)
+        crops = self._crop(rgb, faces)
         stylized = [_as_rgb(stylize(c.image), (self.crop_size, self.crop_size), "stylize") for c in crops]
         base = rgb if background == "photo" else _as_rgb(scene(rgb), (rgb.shape[1], rgb.shape[0]), "scene")
         canvas = base.astype(np.float32)
@@ -99,12 +101,15 @@ class FacePipeline:
     # ---- internals ----------------------------------------------------------------------------------------------
 
     def _faces(self, rgb: np.ndarray) -> tuple[list[Face], list[Face]]:
+        return self._select(self.detector.detect(rgb))
+
+    def _select(self, found: list[Face]) -> tuple[list[Face], list[Face]]:
         """(faces of at least min_face, all faces), both largest first."""
-        found = sorted(self.detector.detect(rgb), key=lambda f: f.width * f.height, reverse=True)
+        found = sorted(found, key=lambda f: f.width * f.height, reverse=True)
         return [f for f in found if f.size >= self.min_face], found
 
-    def _crop(self, rgb: np.ndarray) -> list[AlignedFace]:
-        faces, found = self._faces(rgb)
+    def _crop(self, rgb: np.ndarray, detected: list[Face] | None = None) -> list[AlignedFace]:
+        faces, found = self._faces(rgb) if detected is None else self._select(detected)
         if not faces:
             if found:
                 raise NoFaceError(f"found {len(found)} face(s), but all smaller than {self.min_face:g} pixels "

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from cartoon.errors import CartoonError, WeightsError
+from cartoon.runners import onnx_session
 from cartoon.registry import WEIGHTS_DIR
 
 DEFAULT_SEGMENTER = WEIGHTS_DIR / "segmenter" / "segmenter.onnx"
@@ -26,22 +27,11 @@ class OnnxSegmenter:
     def __init__(self, path: str | os.PathLike | None = None, threads: int | None = 2,
                  mean: tuple[float, float, float] = (0.0, 0.0, 0.0), std: tuple[float, float, float] = (1.0, 1.0, 1.0),
                  logits: bool = False):
-        import onnxruntime as ort
-
         self.path = Path(path) if path is not None else DEFAULT_SEGMENTER
         if not self.path.is_file():
             raise WeightsError(f"{self.path}: segmentation model not found; pass the path of an ONNX model"
                                + ("" if path is not None else " or restore weights/segmenter/ from the repository"))
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = int(threads or os.cpu_count() or 1)
-        opts.inter_op_num_threads = 1
-        # Idle workers sleep instead of spinning: on a shared CPU, and with the detector's and the segmenter's
-        # sessions taking turns, spinning threads starve the busy ones (measured: 2-3x slower crops).
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime has its own exception types for unreadable models
-            raise WeightsError(f"{self.path}: cannot load the ONNX model ({e})") from None
+        self.session = onnx_session(self.path, threads)
         inputs = self.session.get_inputs()
         if len(inputs) != 1 or len(inputs[0].shape) != 4:
             raise WeightsError(f"{self.path}: a segmentation model needs one (N, 3, H, W) input, "

@@ -200,3 +200,12 @@ def test_bad_inputs(pipe, astronaut, tmp_path):
             FacePipeline(**kwargs)
     with pytest.raises(WeightsError):
         FacePipeline(segmenter=tmp_path / "missing.onnx")
+
+
+def test_faces_from_an_earlier_detect_are_used_as_they_are(pipe, astronaut):
+    faces = pipe.detect(astronaut)
+    again = pipe.run(astronaut, invert, faces=faces)
+    np.testing.assert_array_equal(again.image, pipe.run(astronaut, invert).image)
+    # the given list is what is used: an empty one means no face, whatever the photo holds
+    with pytest.raises(NoFaceError, match="no face"):
+        pipe.crop(astronaut, faces=[])

@@ -82,10 +82,6 @@ photos of people without a stated data licence) are for research use only.
 """
 
 
-def export_generator(generator: Generator, folder: Path, card: str) -> Path:
-    return save_pretrained(generator, folder, card=card)
-
-
 def copy_export(source: Path, target: Path) -> Path:
     """Copy an exported weights folder, file by file atomically."""
     target.mkdir(parents=True, exist_ok=True)
@@ -128,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             state = {k[4:]: v for k, v in load_file(str(path)).items() if k.startswith("ema.")}
             generator.load_state_dict(state)
             with torch.no_grad():
-                export_generator(generator, Path(args.to), model_card(cfg, generator, meta["card"]))
+                save_pretrained(generator, Path(args.to), card=model_card(cfg, generator, meta["card"]))
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -25,6 +25,8 @@ from tqdm import tqdm
 from cartoon.network import Generator, get_config
 from cartoon.tiling import from_network
 from cartoon.imageio import save_image
+from cartoon.runners import cpu_has_fast_bf16
+from cartoon.weights import save_pretrained
 
 from . import losses as L
 from .checkpoint import checkpoint_path, list_checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
@@ -32,7 +34,7 @@ from .config import Config, ConfigError, dump_config
 from .data import (EpochSampler, UnpairedDataset, edge_cache, file_digests, load_center_crops, make_splits,
                    saliency_cache, steps_per_epoch)
 from .discriminator import Discriminator
-from .export import copy_export, export_generator, model_card
+from .export import copy_export, model_card
 
 
 @dataclasses.dataclass
@@ -69,15 +71,15 @@ def init_distributed(device_pref: str) -> tuple[Dist, torch.device]:
 
 
 def choose_precision(pref: str, device: torch.device) -> torch.dtype:
-    """bf16 where the hardware has bf16 matrix units (CUDA, AMX CPUs); fp32 elsewhere, where bf16 autocast is
-    several times slower than fp32 (measured: AVX-512 without AMX)."""
+    """bf16 where the hardware has bf16 units (CUDA; CPUs with AMX or AVX512-BF16, the same test as inference);
+    fp32 elsewhere, where bf16 autocast is several times slower than fp32 (measured: AVX-512 without AMX)."""
     if pref == "fp32":
         return torch.float32
     if pref == "bf16":
         return torch.bfloat16
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
-    return torch.bfloat16 if torch.cpu._is_amx_tile_supported() else torch.float32
+    return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
 
 
 def default_workers(device: torch.device, d: Dist) -> int:
@@ -349,7 +351,7 @@ class Trainer:
         writer.add_scalar("fid", value, self.step)
         if self.best_fid is None or value < self.best_fid:
             self.best_fid, self.best_step = value, self.step
-            export_generator(self.ema, self.run_dir / "best", model_card(cfg, self.ema, self._card_info()))
+            save_pretrained(self.ema, self.run_dir / "best", card=model_card(cfg, self.ema, self._card_info()))
         return value
 
     # ---- the loop ----------------------------------------------------------------------------------------
@@ -432,7 +434,7 @@ class Trainer:
             source = self.run_dir / "best"
             if not (source / "model.safetensors").is_file():
                 # no FID: the final EMA weights are what there is
-                export_generator(self.ema, self.run_dir / "final", model_card(cfg, self.ema, self._card_info()))
+                save_pretrained(self.ema, self.run_dir / "final", card=model_card(cfg, self.ema, self._card_info()))
                 source = self.run_dir / "final"
             copy_export(source, self.export_dir)
             result["exported"] = str(self.export_dir)
