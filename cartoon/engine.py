@@ -15,7 +15,7 @@ from .network import Generator
 from .registry import DEFAULT_STYLE, STYLES, Style, get_style
 from .runners import OnnxRunner, TorchRunner
 from .strength import apply_strength
-from .tiling import from_network, pad_to_multiple, padded_shape, run_tiled, to_network
+from .tiling import MIN_TILE, from_network, pad_to_multiple, padded_shape, run_tiled, to_network
 from .weights import from_pretrained
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
@@ -68,7 +68,7 @@ class Cartoonizer:
             self.runner = OnnxRunner(folder, quantized=backend == "onnx-int8", threads=threads, device=device)
         self.backend = backend
         on_gpu = self.runner.device.type == "cuda"
-        self.tile = int(tile or (1024 if on_gpu else 512))
+        self.tile = check_tile(tile) if tile else (1024 if on_gpu else 512)
         self.overlap = int(overlap)
         self.stats_side = int(stats_side or self.tile)
         self.batch_size = 4 if on_gpu else 1
@@ -82,13 +82,16 @@ class Cartoonizer:
         return self.runner.precision
 
     def __call__(self, image: ImageInput | RGBImage, strength: float = 1.0, max_side: int | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> CartoonResult:
-        """Cartoonize one image. `strength` in [0, 1] (see strength.py); `max_side` downscales the input first."""
-        strength = _check_strength(strength)
+                 progress: Callable[[int, int], None] | None = None, tile: int | None = None) -> CartoonResult:
+        """Cartoonize one image. `strength` in [0, 1] (see strength.py); `max_side` downscales the input first;
+        `tile` overrides the engine's tile size (and statistics side) for this call: one loaded model serves
+        requests with different tile sizes."""
+        strength = check_strength(strength)
+        tile, stats_side = (self.tile, self.stats_side) if tile is None else (check_tile(tile),) * 2
         img = resize_max_side(load_image(image), max_side)
         h, w = img.rgb.shape[:2]
         padded = pad_to_multiple(img.rgb)
-        cartoon, sal = run_tiled(self.runner, padded, self.tile, self.overlap, self.stats_side,
+        cartoon, sal = run_tiled(self.runner, padded, tile, self.overlap, stats_side,
                                  batch_size=self.batch_size, progress=progress)
         return self._finish(img, cartoon[:h, :w], sal[:h, :w], strength)
 
@@ -97,7 +100,7 @@ class Cartoonizer:
     def batch(self, images: Iterable[ImageInput | RGBImage], strength: float = 1.0, max_side: int | None = None,
               batch_size: int = 4) -> list[CartoonResult]:
         """Cartoonize many images; those of the same size that fit in one tile go through the network together."""
-        strength = _check_strength(strength)
+        strength = check_strength(strength)
         imgs = [resize_max_side(load_image(i), max_side) for i in images]
         results: list[CartoonResult | None] = [None] * len(imgs)
         groups: dict[tuple[int, int], list[int]] = {}
@@ -124,11 +127,24 @@ class Cartoonizer:
         return CartoonResult(RGBImage(rgb, img.alpha), saliency)
 
 
-def _check_strength(strength: float) -> float:
+def check_strength(strength: float, what: str = "strength") -> float:
+    """`strength` as a float in [0, 1]; CartoonError naming `what` (e.g. "--strength") otherwise."""
     try:
         s = float(strength)
     except (TypeError, ValueError):
-        raise CartoonError(f"strength must be a number in [0, 1], got {strength!r}") from None
-    if not 0.0 <= s <= 1.0:
-        raise CartoonError(f"strength must be in [0, 1], got {s}")
+        raise CartoonError(f"{what} must be a number in [0, 1], got {strength!r}") from None
+    if not 0.0 <= s <= 1.0:  # (NaN fails this too)
+        raise CartoonError(f"{what} must be in [0, 1], got {s:g}")
     return s
+
+
+def check_tile(tile: int, what: str = "tile size") -> int:
+    """A tile size: a whole number of pixels, at least MIN_TILE."""
+    try:
+        t = int(tile)
+        ok = t == tile and t >= MIN_TILE
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise CartoonError(f"{what} must be a whole number of pixels, at least {MIN_TILE}; got {tile!r}")
+    return t

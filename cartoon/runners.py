@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -47,10 +47,41 @@ def onnx_session(model: str | os.PathLike | bytes, threads: int | None = None,
         raise WeightsError(f"{name}: cannot load the ONNX model ({e})") from None
 
 
+def choose_dtype(precision: str, device: str | torch.device, *, cuda_fallback: torch.dtype = torch.float16,
+                 bf16_ok: Callable[[], bool] | None = None) -> torch.dtype:
+    """The compute (autocast) dtype for a precision preference ("auto", "fp32", "bf16", "fp16") on `device`: the
+    one device/precision rule for inference and training.
+
+    "auto": on CUDA bf16 where the GPU supports it, else `cuda_fallback` (fp16 for inference; training passes
+    torch.float32, as fp16 would need a gradient scaler). On a CPU bf16 only where it has bf16 units (AMX /
+    AVX512-BF16, `cpu_has_fast_bf16`; elsewhere bf16 is emulated and several times slower) and, when `bf16_ok` is
+    given, only if it returns True (inference passes a quality probe); else fp32. fp16 runs on CUDA only.
+    """
+    if precision not in PRECISIONS:
+        raise CartoonError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    device = torch.device(device)
+    if precision == "fp32":
+        return torch.float32
+    if precision == "fp16":
+        if device.type != "cuda":
+            raise CartoonError("fp16 runs on CUDA only; use bf16 or fp32 on CPU")
+        return torch.float16
+    if precision == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else cuda_fallback
+    if not cpu_has_fast_bf16():
+        return torch.float32
+    return torch.bfloat16 if bf16_ok is None or bf16_ok() else torch.float32
+
+
 def resolve_device(device: str | torch.device | None) -> torch.device:
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise CartoonError(f"device must be auto, cpu, cuda or cuda:N; got {device!r}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise CartoonError("--device cuda was asked for, but no CUDA GPU is available; use --device cpu")
     return device
@@ -59,8 +90,6 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 class TorchRunner:
     def __init__(self, generator: Generator, device: str | torch.device | None = "auto", precision: str = "auto",
                  threads: int | None = None, compile: bool = False):
-        if precision not in PRECISIONS:
-            raise CartoonError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         if threads:
             torch.set_num_threads(int(threads))
         self.device = resolve_device(device)
@@ -72,28 +101,13 @@ class TorchRunner:
                               or (precision == "auto" and cpu_has_fast_bf16()))
         if self.channels_last:
             self.generator = self.generator.to(memory_format=torch.channels_last)
-        self.dtype = self._pick_dtype(precision)
+        self.dtype = choose_dtype(precision, self.device, bf16_ok=self._bf16_keeps_quality)
         self.model = torch.compile(self.generator, dynamic=False) if compile else self.generator
         self.compiled = compile
 
     @property
     def precision(self) -> str:
         return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
-
-    def _pick_dtype(self, precision: str) -> torch.dtype:
-        if precision == "fp32":
-            return torch.float32
-        if precision == "fp16":
-            if self.device.type != "cuda":
-                raise CartoonError("fp16 runs on CUDA only; use bf16 or fp32 on CPU")
-            return torch.float16
-        if precision == "bf16":
-            return torch.bfloat16
-        if self.device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        if not cpu_has_fast_bf16():
-            return torch.float32
-        return torch.bfloat16 if self._bf16_keeps_quality() else torch.float32
 
     def _bf16_keeps_quality(self) -> bool:
         """Compare bf16 against fp32 on a fixed synthetic photo-like image once, at load time."""

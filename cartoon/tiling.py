@@ -14,6 +14,8 @@ from PIL import Image
 
 from .network import SIZE_MULTIPLE
 
+MIN_TILE = 4 * SIZE_MULTIPLE  # px: smaller tile sizes are raised to this
+
 
 def to_network(rgb: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 -> (1, 3, H, W) float32 in [-1, 1]: the one normalisation used everywhere."""
@@ -69,7 +71,7 @@ def run_tiled(runner: Runner, rgb: np.ndarray, tile: int, overlap: int, stats_si
     0..255, saliency (H, W) float32 in 0..1).  Images no larger than `tile` run in one pass."""
     h, w = rgb.shape[:2]
     m = SIZE_MULTIPLE
-    tile = max(m * 4, tile // m * m)
+    tile = max(MIN_TILE, tile // m * m)
     overlap = min(max(0, overlap // m * m), tile // 2)
     if h <= tile and w <= tile:
         y, sal, _ = runner(to_network(rgb))

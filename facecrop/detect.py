@@ -93,7 +93,8 @@ class FaceAlignmentDetector:
 
     name = "face-alignment"
 
-    def __init__(self, device: str = "cpu", face_detector: str = "sfd", **kwargs):
+    def __init__(self, device: str = "cpu", face_detector: str = "sfd", threads: int | None = None, **kwargs):
+        """`threads`: unused (FAN runs in torch with the process's thread count); accepted like every detector's."""
         try:
             import face_alignment
         except ImportError:
@@ -126,13 +127,13 @@ DETECTORS = {RetinaFaceDetector.name: RetinaFaceDetector, FaceAlignmentDetector.
 
 
 def get_detector(detector, threads: int | None = 2) -> object:
-    """A detector from its name, or `detector` itself when it has a `.detect` method."""
+    """A detector from its name in `DETECTORS` (built with `threads`), or `detector` itself when it has a
+    `.detect` method."""
     if isinstance(detector, str):
-        if detector == RetinaFaceDetector.name:
-            return RetinaFaceDetector(threads=threads)
-        if detector == FaceAlignmentDetector.name:
-            return FaceAlignmentDetector()
-        raise CartoonError(f"unknown face detector {detector!r}; known: {', '.join(DETECTORS)}")
+        cls = DETECTORS.get(detector)
+        if cls is None:
+            raise CartoonError(f"unknown face detector {detector!r}; known: {', '.join(DETECTORS)}")
+        return cls(threads=threads)
     if callable(getattr(detector, "detect", None)):
         return detector
     raise CartoonError(f"detector must be one of {', '.join(DETECTORS)} or an object with .detect(rgb); "

@@ -11,13 +11,13 @@ import numpy as np
 
 from cartoon.errors import CartoonError
 from cartoon.imageio import ImageInput, RGBImage, load_image
+from cartoon.studio import BACKGROUNDS
 
 from . import align
 from .align import AlignedFace
 from .detect import Face, get_detector
 from .segment import OnnxSegmenter, keep_person
 
-BACKGROUNDS = ("photo", "cartoon")
 MIN_CROP_SIZE = 64
 
 

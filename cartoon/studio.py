@@ -1,0 +1,353 @@
+"""Studio: the one entry point for every front end (the app, `python -m cartoon`, video, scripts).
+
+    from cartoon import Studio, cartoonize
+    studio = Studio()                                          # loads styles on first use, then keeps them
+    result = studio.run("photo.jpg", "ghibli", mode="auto")    # -> StudioResult
+    result.to_pil().save("cartoon.png"); print(result.summary)
+    cartoonize("photo.jpg", style="ghibli", mode="auto")       # the same through one shared Studio
+
+Modes. "scene": the style's generator on the whole photo. "portrait": every face of at least PORTRAIT_MIN_FACE px
+is found, aligned and cut out (`facecrop`), cartoonized with the portrait style and pasted back over the photo
+(`background="photo"`) or over the chosen style's cartoon of the whole photo (`background="cartoon"`). "auto":
+portrait when the largest face (`facecrop.Face.size`, its box's shorter side) is at least
+AUTO_PORTRAIT_FACE_FRACTION of the image's shorter side, else scene; scene too when face detection is unavailable.
+
+Faces get the chosen style when it is a portrait style, else the Studio's portrait style (`portrait_style`, by
+default the registry's DEFAULT_PORTRAIT_STYLE) when its weights are there, else the chosen style.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Union
+
+import numpy as np
+
+from .engine import CartoonResult, Cartoonizer, check_strength, check_tile
+from .errors import CartoonError
+from .imageio import ImageInput, RGBImage, load_image, resize_max_side
+from .registry import DEFAULT_PORTRAIT_STYLE, DEFAULT_STYLE, STYLES, Style, available_styles
+
+log = logging.getLogger("cartoon.studio")
+
+MODES = ("auto", "scene", "portrait")
+BACKGROUNDS = ("photo", "cartoon")  # portrait mode: what is around the faces
+# Auto mode goes portrait when the largest face's size (Face.size) is at least this fraction of the shorter side.
+AUTO_PORTRAIT_FACE_FRACTION = 0.15
+PORTRAIT_CROP_SIZE = 256  # px: the aligned face crops, the portrait style's input size
+PORTRAIT_MIN_FACE = 48  # px: smaller faces are not cartoonized as portraits
+
+StyleSpec = Union[str, os.PathLike, Style]  # a registered name, a weights folder, a Hub repo id, or a Style
+Progress = Callable[[float, str], None]  # (fraction done in [0, 1], what is happening)
+
+
+def check_mode(mode: str, what: str = "mode") -> str:
+    if mode not in MODES:
+        raise CartoonError(f"{what} must be one of {', '.join(MODES)}, got {mode!r}")
+    return mode
+
+
+def check_background(background: str, what: str = "background") -> str:
+    if background not in BACKGROUNDS:
+        raise CartoonError(f"{what} must be one of {', '.join(BACKGROUNDS)}, got {background!r}")
+    return background
+
+
+@dataclasses.dataclass(eq=False)
+class FaceResult:
+    photo: np.ndarray  # (S, S, 3) uint8: the aligned crop on white, what the face style got
+    cartoon: np.ndarray  # (S, S, 3) uint8: its cartoon, as pasted back
+    saliency: np.ndarray  # (S, S) uint8: the face style's saliency map of the crop
+    box: tuple[float, float, float, float]  # the face in the photo: x0, y0, x1, y1
+
+
+@dataclasses.dataclass(eq=False)
+class StudioResult:
+    image: RGBImage  # the cartoon, the size of `photo`, the input's alpha kept
+    photo: RGBImage  # the input as it was cartoonized (after max_side)
+    saliency: np.ndarray | None  # (H, W) uint8 whole-image saliency; None in portrait mode over the photo
+    mode: str  # what ran: "scene" or "portrait"
+    requested_mode: str  # what was asked for: "auto", "scene" or "portrait"
+    reason: str  # auto mode: why it chose `mode` ("" otherwise)
+    style: str  # display name of the chosen style
+    face_style: str | None = None  # portrait mode: display name of the style the faces got
+    background: str | None = None  # portrait mode: "photo" or "cartoon"
+    faces: list[FaceResult] = dataclasses.field(default_factory=list)
+    strength: float = 1.0
+    device: str = ""
+    precision: str = ""
+    seconds: float = 0.0
+
+    def to_pil(self):
+        return self.image.to_pil()
+
+    @property
+    def summary(self) -> str:
+        """One line saying what was done, e.g. "Ghibli (Hayao) · scene mode · strength 1 · 640×480 px · cpu, fp32
+        · 0.52 s"."""
+        if self.mode == "portrait":
+            n = len(self.faces)
+            around = f"{self.style} cartoon" if self.background == "cartoon" else "the photo"
+            used = f"faces: {self.face_style}, background: {around} ({n} face{'s' if n != 1 else ''})"
+        else:
+            used = self.style
+        mode = f"{self.mode} mode (auto: {self.reason})" if self.requested_mode == "auto" else f"{self.mode} mode"
+        w, h = self.photo.size
+        dev = f"{self.device}, {self.precision}" if self.precision else self.device
+        return f"{used} · {mode} · strength {self.strength:g} · {w}×{h} px · {dev} · {self.seconds:.2f} s"
+
+
+def _key(style: StyleSpec) -> str:
+    if isinstance(style, Style):
+        return style.name
+    if isinstance(style, (str, os.PathLike)):
+        return os.fspath(style)
+    raise CartoonError(f"style must be a style name, a weights folder or a Hub repo id; got {type(style).__name__}")
+
+
+def _registered(style: StyleSpec) -> Style | None:
+    return style if isinstance(style, Style) else STYLES.get(_key(style))
+
+
+def display_name(style: StyleSpec) -> str:
+    """A registered style's display name; a folder's name; a Hub repo id as it is."""
+    s = _registered(style)
+    if s is not None:
+        return s.display_name
+    key = _key(style)
+    return Path(key).name if Path(key).exists() else key
+
+
+class Studio:
+    """Styles (each loaded once per device, on first use), the face pipeline, and `run`, which applies the mode
+    policy. Safe to share between threads: a generator is not safe to call from two threads at once (tiling records
+    and replays statistics on the module), so each loaded one has a lock, held for the duration of a call.
+
+    device: the default device of `run` ("auto", "cpu", "cuda", "cuda:N"). backend / precision / threads / compile /
+      overlap: how styles are loaded (see `Cartoonizer`). portrait_style: what faces get when the chosen style is
+      not a portrait style (None: the chosen style). faces: a face pipeline (`facecrop.FacePipeline`, or anything
+      with its `detect` / `run` / `min_face`) to use instead of the default one, which is built on first need.
+    """
+
+    def __init__(self, *, device: str = "auto", backend: str = "torch", precision: str = "auto",
+                 threads: int | None = None, compile: bool = False, overlap: int = 64,
+                 portrait_style: StyleSpec | None = DEFAULT_PORTRAIT_STYLE, faces: Any = None):
+        self.device = device
+        self._options = dict(backend=backend, precision=precision, threads=threads, compile=compile, overlap=overlap)
+        self.portrait_style = portrait_style
+        self._lock = threading.Lock()
+        self._engines: dict[tuple[str, str], tuple[Cartoonizer, threading.Lock]] = {}
+        self.errors: dict[str, str] = {}  # style -> why its weights could not be loaded (preload, face styles)
+        self._faces = faces
+        self._faces_lock = threading.Lock()
+        self._faces_error: str | None = None
+
+    # ---- styles -------------------------------------------------------------------------------------------------
+
+    def engine(self, style: StyleSpec, device: str | None = None) -> tuple[Cartoonizer, threading.Lock]:
+        """The loaded style on `device` (default: the Studio's) and the lock to hold while calling it."""
+        key = (_key(style), device or self.device)
+        with self._lock:
+            if key not in self._engines:
+                if key[0] in self.errors:
+                    raise CartoonError(f"style {key[0]!r} cannot be used: {self.errors[key[0]]}")
+                t0 = time.perf_counter()
+                engine = Cartoonizer(style if isinstance(style, Style) else key[0], device=key[1], **self._options)
+                self._engines[key] = (engine, threading.Lock())
+                log.info("loaded style %s on %s (%s) in %.1f s", key[0], engine.device, engine.precision,
+                         time.perf_counter() - t0)
+            return self._engines[key]
+
+    def preload(self, warm: bool = True) -> None:
+        """Load every registered style whose weights are there (and, on CPU, run it once: the first call is slow);
+        a style that fails is recorded in `errors` and left out of `styles()`, the others still load."""
+        for style in available_styles():
+            try:
+                engine, lock = self.engine(style.name)
+                if warm and engine.device == "cpu":  # (ZeroGPU allows no CUDA work outside a request)
+                    with lock:
+                        engine(np.full((64, 64, 3), 128, np.uint8))
+            except Exception as e:  # noqa: BLE001 - one broken style must not keep the others off
+                msg = str(e) if isinstance(e, CartoonError) else f"{type(e).__name__}: {e}"
+                self.errors[style.name] = msg
+                log.warning("style %s not loaded: %s", style.name, msg)
+        if self.faces_error():
+            log.warning("portrait mode unavailable: %s", self.faces_error())
+
+    def styles(self, mode: str | None = None) -> list[Style]:
+        """Registered styles whose weights are there and did not fail to load, optionally only those for `mode`."""
+        return [s for s in available_styles(mode) if s.name not in self.errors]
+
+    def default_tile(self) -> int:
+        """The tile size a style loaded on the default device uses when `run` is given none."""
+        for (_, device), (engine, _) in self._engines.items():
+            if device == self.device:
+                return engine.tile
+        return 512
+
+    def face_style(self, style: StyleSpec) -> StyleSpec:
+        """What faces get: `style` if it is a portrait style, else the portrait style if it can be loaded, else
+        `style`."""
+        chosen = _registered(style)
+        if (chosen is not None and chosen.mode == "portrait") or self.portrait_style is None:
+            return style
+        portrait = _registered(self.portrait_style)
+        if portrait is not None:
+            return portrait if portrait in self.styles() else style
+        try:  # a weights folder or Hub repo: usable when it loads
+            self.engine(self.portrait_style)
+        except CartoonError as e:
+            self.errors.setdefault(_key(self.portrait_style), str(e))
+            log.warning("portrait style %s not used: %s", _key(self.portrait_style), e)
+            return style
+        return self.portrait_style
+
+    # ---- faces --------------------------------------------------------------------------------------------------
+
+    def faces(self):
+        """The face pipeline, built once; CartoonError saying why when it cannot be."""
+        with self._faces_lock:
+            if self._faces is None and self._faces_error is None:
+                try:
+                    from facecrop import FacePipeline
+                except ImportError as e:
+                    log.warning("facecrop not importable: %s", e)
+                    self._faces_error = "portrait mode needs the facecrop package, which is not installed here"
+                else:
+                    try:
+                        self._faces = FacePipeline(detector="retinaface", crop_size=PORTRAIT_CROP_SIZE,
+                                                   segmenter=None, min_face=PORTRAIT_MIN_FACE)
+                    except CartoonError as e:  # e.g. its models are missing: scene mode still works
+                        self._faces_error = f"the face pipeline could not be loaded: {e}"
+                    except Exception as e:  # noqa: BLE001 - same, but unexpected: the log gets the traceback
+                        log.exception("face pipeline not loaded")
+                        self._faces_error = f"the face pipeline could not be loaded ({type(e).__name__}: {e})"
+            if self._faces is None:
+                raise CartoonError(self._faces_error)
+            return self._faces
+
+    def faces_error(self) -> str | None:
+        """None when portrait mode can run, else why not."""
+        try:
+            self.faces()
+            return None
+        except CartoonError as e:
+            return str(e)
+
+    def detect(self, image: ImageInput | RGBImage) -> list:
+        """Faces of at least the pipeline's `min_face`, largest first (`facecrop.Face`)."""
+        pipe = self.faces()
+        with self._faces_lock:
+            return pipe.detect(image)
+
+    # ---- the work -----------------------------------------------------------------------------------------------
+
+    def cartoonize(self, style: StyleSpec, image: ImageInput | RGBImage, strength: float = 1.0,
+                   tile: int | None = None, device: str | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> tuple[CartoonResult, Cartoonizer]:
+        """One style on one image (scene mode, no policy), holding the style's lock; returns the engine too."""
+        engine, lock = self.engine(style, device)
+        with lock:
+            return engine(image, strength=strength, progress=progress, tile=tile), engine
+
+    def run(self, image: ImageInput | RGBImage, style: StyleSpec = DEFAULT_STYLE, mode: str = "auto",
+            strength: float = 1.0, background: str = "photo", tile: int | None = None, *,
+            max_side: int | None = None, device: str | None = None,
+            progress: Progress | None = None) -> StudioResult:
+        """Cartoonize one image: `mode` "auto", "scene" or "portrait" (see the module docstring); `strength` in
+        [0, 1]; `background` "photo" or "cartoon" (portrait mode); `tile` the tile size for this call (default:
+        the style's, 512 on CPU, 1024 on GPU); `max_side` downscales the input first; `progress(fraction, text)`.
+        Raises CartoonError with a message for the user (facecrop.NoFaceError in portrait mode without a face)."""
+        t0 = time.perf_counter()
+        check_mode(mode)
+        check_background(background)
+        strength = check_strength(strength)
+        tile = None if tile is None else check_tile(tile)
+        report = progress or (lambda fraction, text: None)
+        report(0.0, "Reading the photo")
+        img = resize_max_side(load_image(image), max_side)
+        h, w = img.rgb.shape[:2]
+
+        resolved, reason, faces = mode, "", None
+        if mode == "auto":
+            if self.faces_error():
+                resolved, reason = "scene", "face detection is not available here"
+            else:
+                report(0.05, "Looking for faces")
+                faces = self.detect(img)
+                if faces:
+                    fraction = faces[0].size / min(h, w)
+                    big = fraction >= AUTO_PORTRAIT_FACE_FRACTION
+                    resolved = "portrait" if big else "scene"
+                    reason = (f"largest face is {fraction:.0%} of the shorter side, "
+                              f"{'≥' if big else '<'} {AUTO_PORTRAIT_FACE_FRACTION:.0%}")
+                else:
+                    resolved, reason = "scene", f"no face of at least {self.faces().min_face:g} px found"
+
+        def tiles(done: int, total: int) -> None:
+            report(0.1 + 0.8 * done / total, f"Cartoonizing tile {done}/{total}")
+
+        out = StudioResult(image=img, photo=img, saliency=None, mode=resolved, requested_mode=mode, reason=reason,
+                           style=display_name(style), strength=strength)
+        if resolved == "scene":
+            report(0.1, "Cartoonizing")
+            result, engine = self.cartoonize(style, img, strength, tile, device, tiles)
+            out.image, out.saliency = result.image, result.saliency
+        else:
+            pipe = self.faces()
+            face_style = self.face_style(style)
+            crop_saliency: list[np.ndarray] = []
+            scene_saliency: list[np.ndarray] = []
+            engine = None
+
+            def stylize(crop: np.ndarray) -> np.ndarray:
+                nonlocal engine
+                r, engine = self.cartoonize(face_style, crop, strength, tile, device)
+                crop_saliency.append(r.saliency)
+                return r.image.rgb
+
+            def scene(photo: np.ndarray) -> np.ndarray:
+                r, _ = self.cartoonize(style, photo, strength, tile, device, tiles)
+                scene_saliency.append(r.saliency)
+                return r.image.rgb
+
+            report(0.1, "Aligning and cartoonizing faces")
+            with self._faces_lock:
+                pr = pipe.run(img, stylize, background=background,
+                              scene=scene if background == "cartoon" else None, faces=faces)
+            out.image = RGBImage(np.ascontiguousarray(pr.image), img.alpha)
+            out.saliency = scene_saliency[0] if scene_saliency else None
+            out.face_style, out.background = display_name(face_style), background
+            out.faces = [FaceResult(c.image, styl, sal, c.face.box)
+                         for c, styl, sal in zip(pr.crops, pr.stylized, crop_saliency)]
+        if engine is not None:
+            out.device, out.precision = engine.device, engine.precision
+        else:
+            out.device = device or self.device
+        out.seconds = time.perf_counter() - t0
+        return out
+
+
+_SHARED: Studio | None = None
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_studio() -> Studio:
+    """The Studio `cartoonize` uses: made on first use, its styles kept loaded for later calls."""
+    global _SHARED
+    with _SHARED_LOCK:
+        if _SHARED is None:
+            _SHARED = Studio()
+        return _SHARED
+
+
+def cartoonize(image: ImageInput | RGBImage, style: StyleSpec = DEFAULT_STYLE, mode: str = "auto",
+               strength: float = 1.0, background: str = "photo", tile: int | None = None, *,
+               max_side: int | None = None, device: str | None = None) -> StudioResult:
+    """One call for scripts: `cartoonize("photo.jpg", style="ghibli", mode="auto").to_pil()`. Arguments as in
+    `Studio.run`; models are loaded once and reused by later calls."""
+    return shared_studio().run(image, style, mode, strength, background, tile, max_side=max_side, device=device)
