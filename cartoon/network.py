@@ -38,6 +38,7 @@ class GeneratorConfig:
     expansion: int = 4  # inverted-residual expansion factor
     upsample: str = "transposed"  # transposed (fractional stride 1/2, as CartoonGAN) | resize (nearest x2 + conv)
     cbam_reduction: int = 16
+    residual: bool = False  # output = input + learned change (starts at the identity: no reconstruction phase needed)
 
     def __post_init__(self):
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
@@ -73,6 +74,16 @@ CONFIGS = {
     "lite": GeneratorConfig(
         channels=(16, 32, 64), saliency_channels=(8, 16, 32), num_res_blocks=4, block="dwsep",
         upsample="resize", cbam_reduction=4,
+    ),
+    # `lite` with a global residual from the input: training starts from the photo itself (the CPU recipe).
+    "lite-res": GeneratorConfig(
+        channels=(16, 32, 64), saliency_channels=(8, 16, 32), num_res_blocks=4, block="dwsep",
+        upsample="resize", cbam_reduction=4, residual=True,
+    ),
+    # Twice `lite`'s width, residual: VGG dominates a training step, so the wider generator costs little there.
+    "wide-res": GeneratorConfig(
+        channels=(32, 64, 128), saliency_channels=(8, 16, 32), num_res_blocks=4, block="dwsep",
+        upsample="resize", cbam_reduction=4, residual=True,
     ),
 }
 
@@ -280,13 +291,20 @@ class Generator(nn.Module):
             upconv(c1, c0, cfg), conv(c0, c0, 3, 1, cfg), InstanceNorm(c0), nn.ReLU(inplace=True),
             conv(c0, 3, 7, 1, cfg), nn.Tanh(),
         )
+        if cfg.residual:  # the change starts at zero: the untrained generator returns its input
+            last = self.up[-2][-1] if isinstance(self.up[-2], nn.Sequential) else self.up[-2]
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         sal = self.saliency.features(x)
         h = self.fuse[0](self.flat(x), sal[0])
         h = self.fuse[1](self.down1(h), sal[1])
         h = self.fuse[2](self.down2(h), sal[2])
-        return self.up(self.res(h)), self.saliency.head(sal[2])
+        out = self.up(self.res(h))
+        if self.config.residual:
+            out = (x + out).clamp(-1.0, 1.0)
+        return out, self.saliency.head(sal[2])
 
     # ---- whole-image statistics ---------------------------------------------------------------------------
 

@@ -50,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if int(os.environ.get("RANK", 0)) != 0:  # under torchrun, rank 0 reports
         return 1 if result["interrupted"] else 0
-    fid = f", best FID {result['best_fid']:.2f} at step {result['best_step']}" if result.get("best_fid") is not None else ""
+    best = result.get("best")
+    fid = (f", best at step {best['step']}: KID x10^3 {best['kid'] * 1e3:.2f}, FID {best['fid']:.2f}, "
+           f"SSIM {best['ssim']:.3f}" if best else "")
     if result["interrupted"]:
         print(f"interrupted at step {result['step']}: checkpoint saved in {result['run_dir']}; continue with --resume",
               file=sys.stderr)

