@@ -2,6 +2,11 @@
 
     python -m cartoon -i photo.jpg -o cartoon.png
     python -m cartoon -i photos/ -o cartoons/ --style shinkai --strength 0.8 --max-side 2048
+    python -m cartoon -i people/ -o cartoons/ --style ghibli --mode auto --background cartoon
+
+Modes: scene (default) cartoonizes the whole image with the style; portrait finds every face, cartoonizes it with the
+portrait style and puts it back over the photo or (--background cartoon) over the style's cartoon; auto is portrait
+when the largest face is at least 15% of the shorter side, else scene.
 
 Exit status: 0 when every image was written, 1 when some could not be read (they are reported and skipped),
 2 when nothing could run (unknown style, missing weights, bad arguments).
@@ -15,11 +20,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .engine import BACKENDS, Cartoonizer
+from .engine import BACKENDS, check_strength, check_tile
 from .errors import CartoonError
 from .imageio import IMAGE_SUFFIXES, save_image
 from .registry import DEFAULT_STYLE, STYLES
 from .runners import PRECISIONS
+from .studio import BACKGROUNDS, MODES, Studio, display_name
 
 OUTPUT_FORMATS = ("png", "jpg", "webp")
 
@@ -32,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output file (for one input image) or folder (default: results/)")
     p.add_argument("-s", "--style", default=DEFAULT_STYLE,
                    help=f"style name ({', '.join(STYLES)}), a weights folder or a Hugging Face repo id")
+    p.add_argument("--mode", default="scene", choices=MODES,
+                   help="scene (default): the whole image; portrait: the faces, with the portrait style; "
+                        "auto: portrait when a face is large enough, else scene")
+    p.add_argument("--background", default="photo", choices=BACKGROUNDS,
+                   help="portrait and auto modes: around the faces, the photo (default) or the style's cartoon")
     p.add_argument("--strength", type=float, default=1.0, help="0 = the photo, 1 = full style (default 1)")
     p.add_argument("--max-side", type=int, default=None, help="downscale inputs so the longer side is at most this")
     p.add_argument("--tile", type=int, default=None, help="tile size for large images (default 512 CPU, 1024 GPU)")
@@ -66,34 +77,56 @@ def plan(inp: Path, out: Path, ext: str) -> list[tuple[Path, Path]]:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if not 0.0 <= args.strength <= 1.0:
-            raise CartoonError(f"--strength must be in [0, 1], got {args.strength}")
+        check_strength(args.strength, "--strength")
+        if args.tile is not None:
+            check_tile(args.tile, "--tile")
         jobs = plan(Path(args.input), Path(args.output), args.ext)
         inputs = {j[0].resolve() for j in jobs}
         for src, dst in jobs:
             if dst.resolve() in inputs:
                 raise CartoonError(f"{dst}: the output would overwrite an input; choose another output folder")
-        engine = Cartoonizer(args.style, backend=args.backend, device=args.device, precision=args.precision,
-                             threads=args.threads, compile=args.compile, tile=args.tile, overlap=args.overlap)
+        studio = Studio(device=args.device, backend=args.backend, precision=args.precision, threads=args.threads,
+                        compile=args.compile, overlap=args.overlap)
+        engine, _ = studio.engine(args.style)  # load it now: a bad style or missing weights stop here
+        faces = ""
+        if args.mode != "scene":
+            faces_error = studio.faces_error()
+            if faces_error and args.mode == "portrait":
+                raise CartoonError(f"portrait mode: {faces_error}")
+            if faces_error:
+                print(f"warning: {faces_error}; auto mode runs every image in scene mode", file=sys.stderr)
+            else:
+                # loads the portrait style now (or logs why not: then the faces get --style)
+                faces = f", faces: {display_name(studio.face_style(args.style))}"
     except CartoonError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
-    failed = []
+    failed, no_saliency, modes = [], [], {}
     bar = tqdm(jobs, unit="img", disable=len(jobs) == 1 or None, file=sys.stderr)
     for src, dst in bar:
         bar.set_postfix_str(src.name, refresh=False)
         try:
-            result = engine(src, strength=args.strength, max_side=args.max_side)
+            result = studio.run(src, args.style, args.mode, args.strength, args.background, args.tile,
+                                max_side=args.max_side)
             save_image(result.image, dst)
-            if args.saliency:
+            modes[result.mode] = modes.get(result.mode, 0) + 1
+            if args.saliency and result.saliency is not None:
                 save_image(result.saliency_pil(), dst.with_name(f"{dst.stem}_saliency.png"))
+            elif args.saliency:
+                no_saliency.append(src.name)
         except (CartoonError, OSError, MemoryError) as e:
             failed.append(src)
             tqdm.write(f"skipped {src}: {e}", file=sys.stderr)
     written = len(jobs) - len(failed)
+    mode = f"{args.mode} mode" + (": " + " + ".join(f"{n} {m}" for m, n in sorted(modes.items()))
+                                  if args.mode == "auto" and modes else "")
     print(f"{written} of {len(jobs)} written to {jobs[0][1].parent if len(jobs) > 1 else jobs[0][1]}"
-          f" (style {args.style}, {engine.backend} on {engine.device}, {engine.precision})", file=sys.stderr)
+          f" (style {args.style}, {mode}{faces}, {engine.backend} on {engine.device}, {engine.precision})",
+          file=sys.stderr)
+    if no_saliency:
+        print(f"no saliency map for {', '.join(no_saliency)}: portrait mode over the photo has none "
+              "(--background cartoon has one)", file=sys.stderr)
     if failed:
         print(f"{len(failed)} failed: {', '.join(os.fspath(f) for f in failed)}", file=sys.stderr)
         return 1

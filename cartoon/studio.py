@@ -85,6 +85,12 @@ class StudioResult:
     def to_pil(self):
         return self.image.to_pil()
 
+    def saliency_pil(self):
+        """The saliency map as a grayscale PIL image; None when there is none (portrait mode over the photo)."""
+        from PIL import Image
+
+        return None if self.saliency is None else Image.fromarray(self.saliency, "L")
+
     @property
     def summary(self) -> str:
         """One line saying what was done, e.g. "Ghibli (Hayao) · scene mode · strength 1 · 640×480 px · cpu, fp32
@@ -189,20 +195,22 @@ class Studio:
                 return engine.tile
         return 512
 
-    def face_style(self, style: StyleSpec) -> StyleSpec:
-        """What faces get: `style` if it is a portrait style, else the portrait style if it can be loaded, else
-        `style`."""
+    def face_style(self, style: StyleSpec, device: str | None = None) -> StyleSpec:
+        """What faces get: `style` if it is a portrait style, else the portrait style if it loads (on `device`),
+        else `style` (and why not is logged and kept in `errors`)."""
         chosen = _registered(style)
         if (chosen is not None and chosen.mode == "portrait") or self.portrait_style is None:
             return style
         portrait = _registered(self.portrait_style)
-        if portrait is not None:
-            return portrait if portrait in self.styles() else style
-        try:  # a weights folder or Hub repo: usable when it loads
-            self.engine(self.portrait_style)
+        if portrait is not None and not portrait.is_available():
+            return style
+        try:
+            self.engine(self.portrait_style, device)
         except CartoonError as e:
-            self.errors.setdefault(_key(self.portrait_style), str(e))
-            log.warning("portrait style %s not used: %s", _key(self.portrait_style), e)
+            key = _key(self.portrait_style)
+            if key not in self.errors:
+                self.errors[key] = str(e)
+                log.warning("portrait style %s not used: %s", key, e)
             return style
         return self.portrait_style
 
@@ -299,7 +307,7 @@ class Studio:
             out.image, out.saliency = result.image, result.saliency
         else:
             pipe = self.faces()
-            face_style = self.face_style(style)
+            face_style = self.face_style(style, device)
             crop_saliency: list[np.ndarray] = []
             scene_saliency: list[np.ndarray] = []
             engine = None

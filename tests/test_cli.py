@@ -76,3 +76,114 @@ def test_jpeg_output_of_an_image_with_alpha(tmp_path, lite_weights):
     r = run_cli("-i", tmp_path / "in.png", "-o", tmp_path / "o.jpg", "--style", lite_weights)
     assert r.returncode == 0, r.stderr
     assert Image.open(tmp_path / "o.jpg").mode == "RGB"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# --mode and --background (cartoon.Studio): portrait faces get the registry's portrait style
+
+
+@pytest.fixture(scope="module")
+def portrait_env(tmp_path_factory):
+    """A weights folder with a random `portrait` style (registry name) and the shipped face segmenter."""
+    import os
+
+    import torch
+
+    import cartoon
+
+    d = tmp_path_factory.mktemp("weights")
+    torch.manual_seed(1)
+    cartoon.save_pretrained(cartoon.Generator("lite"), d / "portrait")
+    (d / "segmenter").symlink_to(REPO / "weights" / "segmenter", target_is_directory=True)
+    return dict(os.environ, CARTOON_WEIGHTS_DIR=str(d), HF_HUB_OFFLINE="1")
+
+
+@pytest.fixture(scope="module")
+def face_jpg(tmp_path_factory):
+    from skimage import data
+
+    p = tmp_path_factory.mktemp("faces") / "astronaut.png"
+    Image.fromarray(data.astronaut()[:320, 96:416]).save(p)  # her face is about a third of the side
+    return p
+
+
+def run_env(env, *args):
+    return subprocess.run([sys.executable, "-m", "cartoon", *map(str, args)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def close(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal up to float rounding (the subprocess may use another thread count)."""
+    d = np.abs(a.astype(int) - b.astype(int))
+    return a.shape == b.shape and d.max() <= 2 and d.mean() < 0.05
+
+
+def test_portrait_mode_over_the_photo_and_over_the_cartoon(portrait_env, face_jpg, tmp_path, lite_weights):
+    import cartoon
+
+    photo = np.asarray(Image.open(face_jpg).convert("RGB"))
+    scene = cartoon.Cartoonizer(lite_weights, device="cpu")(photo)
+    corner = np.s_[270:, 270:]  # far from her face
+    for background in ("photo", "cartoon"):
+        out = tmp_path / f"{background}.png"
+        r = run_env(portrait_env, "-i", face_jpg, "-o", out, "--style", lite_weights, "--mode", "portrait",
+                    "--background", background, "--saliency")
+        assert r.returncode == 0, r.stderr
+        assert "portrait mode, faces: Portrait" in r.stderr  # the registry's portrait style, not --style
+        got = np.asarray(Image.open(out))
+        assert np.abs(got[60:180, 80:200].astype(int) - photo[60:180, 80:200]).mean() > 10  # the face changed
+        if background == "photo":
+            assert np.array_equal(got[corner], photo[corner])
+            assert not (tmp_path / "photo_saliency.png").exists() and "no saliency map for astronaut.png" in r.stderr
+        else:
+            assert close(got[corner], scene.image.rgb[corner])
+            assert close(np.asarray(Image.open(tmp_path / "cartoon_saliency.png")), scene.saliency)
+
+
+def test_auto_mode_over_a_folder(portrait_env, face_jpg, tmp_path, lite_weights):
+    import cartoon
+
+    d = tmp_path / "in"
+    d.mkdir()
+    (d / "face.png").write_bytes(face_jpg.read_bytes())
+    landscape = np.asarray(Image.open(face_jpg).convert("RGB"))[250:, :]  # below her face: no face
+    Image.fromarray(landscape).save(d / "suit.png")
+    r = run_env(portrait_env, "-i", d, "-o", tmp_path / "out", "--style", lite_weights, "--mode", "auto")
+    assert r.returncode == 0, r.stderr
+    assert "auto mode: 1 portrait + 1 scene" in r.stderr
+    expected = cartoon.Cartoonizer(lite_weights, device="cpu")(landscape).image.rgb
+    assert close(np.asarray(Image.open(tmp_path / "out" / "suit.png")), expected)  # no face: the scene cartoon
+
+
+def test_portrait_mode_without_a_face_skips_the_image(portrait_env, photos, tmp_path, lite_weights):
+    Image.new("RGB", (96, 64), (90, 140, 200)).save(tmp_path / "sky.png")
+    r = run_env(portrait_env, "-i", tmp_path / "sky.png", "-o", tmp_path / "o.png", "--style", lite_weights,
+                "--mode", "portrait")
+    assert r.returncode == 1 and "no face found" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_without_a_face_pipeline_auto_is_scene_and_portrait_says_why(photos, tmp_path, lite_weights):
+    """No segmenter in the weights folder: the face pipeline cannot load."""
+    import os
+
+    empty = tmp_path / "no-weights"
+    empty.mkdir()
+    env = dict(os.environ, CARTOON_WEIGHTS_DIR=str(empty), HF_HUB_OFFLINE="1")
+    r = run_env(env, "-i", photos / "a.jpg", "-o", tmp_path / "a.png", "--style", lite_weights, "--mode", "auto")
+    assert r.returncode == 0, r.stderr
+    assert "face pipeline could not be loaded" in r.stderr and "auto mode: 1 scene" in r.stderr
+    r = run_env(env, "-i", photos / "a.jpg", "-o", tmp_path / "b.png", "--style", lite_weights, "--mode", "portrait")
+    assert r.returncode == 2 and "error: portrait mode: the face pipeline could not be loaded" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--mode", "cubist"], "argument --mode: invalid choice: 'cubist'"),
+    (["--background", "sky"], "argument --background: invalid choice: 'sky'"),
+    (["--tile", "0"], "--tile must be a whole number of pixels"),
+    (["--device", "gpu"], "device must be auto, cpu, cuda or cuda:N"),
+])
+def test_bad_mode_background_tile_device_exit_2(photos, tmp_path, lite_weights, args, match):
+    r = run_cli("-i", photos / "a.jpg", "-o", tmp_path / "o.png", "--style", lite_weights, *args)
+    assert r.returncode == 2 and match in r.stderr and "Traceback" not in r.stderr
