@@ -4,7 +4,8 @@
     python app.py --host 0.0.0.0 --port 8080 --share
 
 Thin on purpose: the UI, the queue and the wiring live here; every image operation lives in `cartoon/` (decoding,
-the generator, tiling, strength) and `facecrop/` (face detection, alignment, pasting back).
+the generator, tiling, strength, and `cartoon.studio`: the models, the scene / portrait / auto policy) and
+`facecrop/` (face detection, alignment, pasting back).
 
 Scripting it (`pip install gradio_client`):
 
@@ -23,7 +24,6 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home at start (and none offline)
 
 import argparse
-import copy
 import functools
 import html
 import importlib.util
@@ -31,19 +31,19 @@ import logging
 import re
 import shutil
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import gradio as gr
 import numpy as np
 from PIL import Image
 
-from cartoon import CartoonError, Cartoonizer, RGBImage, load_image, save_image
-from cartoon.imageio import resize_max_side
-from cartoon.registry import DEFAULT_PORTRAIT_STYLE, DEFAULT_STYLE, STYLES, WEIGHTS_DIR, Style, available_styles
+from cartoon import CartoonError, RGBImage, load_image, save_image
+from cartoon.engine import check_strength
+from cartoon.registry import DEFAULT_STYLE, STYLES, WEIGHTS_DIR, Style
+from cartoon.studio import Studio, StudioResult, check_background, check_mode
 
 try:  # Hugging Face ZeroGPU: present on Spaces only; the GPU is attached for the duration of a decorated call
     import spaces
@@ -52,13 +52,8 @@ except ImportError:
 
 log = logging.getLogger("cartoon.app")
 
-MODES = ("auto", "scene", "portrait")
 MODE_LABELS = [("Auto (portrait when a face is large enough)", "auto"), ("Scene", "scene"), ("Portrait", "portrait")]
-BACKGROUNDS = ("photo", "cartoon")
-# Auto mode goes portrait when the largest face box's longer side is at least this fraction of the shorter image side.
-AUTO_PORTRAIT_FACE_FRACTION = 0.15
-PORTRAIT_CROP_SIZE = 256
-PORTRAIT_MIN_FACE = 48  # px: smaller faces are not cartoonized as portraits
+BACKGROUND_LABELS = [("Keep the photo", "photo"), ("Cartoon it too", "cartoon")]  # cartoon.studio.BACKGROUNDS
 MIN_OUTPUT_SIDE, MAX_OUTPUT_SIDE = 64, 4096  # the longest output side; inputs are only ever downscaled
 MIN_TILE, MAX_TILE = 128, 2048
 MAX_UPLOAD = "40mb"
@@ -68,107 +63,17 @@ GPU_DURATION_S = 120  # ZeroGPU: seconds of GPU one request may hold
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Models: loaded once, shared by every request
-
-
-class Studio:
-    """The styles this server can run, their generators (one per style and device) and the face pipeline.
-
-    A generator is not safe to call from two threads at once (tiling records and replays statistics on the module),
-    so each has a lock; the queue's concurrency limit keeps the waiting short.
-    """
-
-    def __init__(self, preload: bool = True):
-        self._lock = threading.Lock()
-        self._engines: dict[tuple[str, str], tuple[Cartoonizer, threading.Lock]] = {}
-        self.errors: dict[str, str] = {}  # style name -> why its weights could not be loaded
-        self._faces: Any = None
-        self._faces_lock = threading.Lock()
-        self._faces_error: str | None = None
-        if preload:
-            for style in available_styles():
-                try:
-                    engine, lock = self.engine(style.name, "auto")
-                    if engine.device == "cpu":  # (ZeroGPU allows no CUDA work outside a request)
-                        with lock:  # the first call is slow (allocations, kernel choice): pay it at start
-                            engine(np.full((64, 64, 3), 128, np.uint8))
-                except Exception as e:  # noqa: BLE001 - one broken style must not keep the others off
-                    msg = str(e) if isinstance(e, CartoonError) else f"{type(e).__name__}: {e}"
-                    self.errors[style.name] = msg
-                    log.warning("style %s not loaded: %s", style.name, msg)
-            if self.faces_error():
-                log.warning("portrait mode unavailable: %s", self.faces_error())
-
-    def styles(self, mode: str | None = None) -> list[Style]:
-        return [s for s in available_styles(mode) if s.name not in self.errors]
-
-    def engine(self, name: str, device: str = "auto") -> tuple[Cartoonizer, threading.Lock]:
-        key = (name, device)
-        with self._lock:
-            if key not in self._engines:
-                if name in self.errors:
-                    raise CartoonError(f"style {name!r} cannot be used: {self.errors[name]}")
-                t0 = time.perf_counter()
-                engine = Cartoonizer(name, device=device)
-                self._engines[key] = (engine, threading.Lock())
-                log.info("loaded style %s on %s (%s) in %.1f s", name, engine.device, engine.precision,
-                         time.perf_counter() - t0)
-            return self._engines[key]
-
-    def default_tile(self) -> int:
-        for (_, device), (engine, _) in self._engines.items():
-            if device == "auto":
-                return engine.tile
-        return 512
-
-    def faces(self):
-        """The face pipeline (facecrop.FacePipeline), built once; CartoonError saying why when it cannot be."""
-        with self._faces_lock:
-            if self._faces is None and self._faces_error is None:
-                try:
-                    from facecrop import FacePipeline
-                except ImportError as e:
-                    log.warning("facecrop not importable: %s", e)
-                    self._faces_error = "portrait mode needs the facecrop package, which is not installed here"
-                else:
-                    try:
-                        self._faces = FacePipeline(detector="retinaface", crop_size=PORTRAIT_CROP_SIZE,
-                                                   segmenter=None, min_face=PORTRAIT_MIN_FACE)
-                    except CartoonError as e:  # e.g. its models are missing: scene mode still works
-                        self._faces_error = f"the face pipeline could not be loaded: {e}"
-                    except Exception as e:  # noqa: BLE001 - same, but unexpected: the log gets the traceback
-                        log.exception("face pipeline not loaded")
-                        self._faces_error = f"the face pipeline could not be loaded ({type(e).__name__}: {e})"
-            if self._faces is None:
-                raise CartoonError(self._faces_error)
-            return self._faces
-
-    def faces_error(self) -> str | None:
-        """None when portrait mode can run, else why not."""
-        try:
-            self.faces()
-            return None
-        except CartoonError as e:
-            return str(e)
-
-    def detect(self, rgb: np.ndarray) -> list:
-        pipe = self.faces()
-        with self._faces_lock:
-            return pipe.detect(rgb)
-
-    def run_portrait(self, rgb: np.ndarray, stylize, background: str, scene, faces: list | None = None):
-        pipe = self.faces()
-        with self._faces_lock:
-            return pipe.run(rgb, stylize, background=background, scene=scene, faces=faces)
-
+# Models: loaded once, shared by every request (cartoon.studio.Studio)
 
 STUDIO: Studio | None = None
 
 
 def studio() -> Studio:
+    """The server's cartoon.studio.Studio: every style with weights loaded (and warmed up) once, at start."""
     global STUDIO
     if STUDIO is None:
         STUDIO = Studio()
+        STUDIO.preload()
     return STUDIO
 
 
@@ -263,17 +168,13 @@ def _check_options(style: str, mode: str, strength: float, background: str, max_
         raise UserError(no_styles_message())
     if style not in styles:
         raise UserError(f"style {style!r} is not available here; choose one of: {', '.join(styles)}")
-    if mode not in MODES:
-        raise UserError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    if background not in BACKGROUNDS:
-        raise UserError(f"background must be one of {', '.join(BACKGROUNDS)}, got {background!r}")
+    check_mode(mode)
+    check_background(background)
+    check_strength(strength)
     try:
-        strength = float(strength)
         max_side, tile = int(max_side), int(tile)
     except (TypeError, ValueError):
-        raise UserError("strength, output size and tile size must be numbers") from None
-    if not 0.0 <= strength <= 1.0:
-        raise UserError(f"strength must be between 0 and 1, got {strength}")
+        raise UserError("output size and tile size must be numbers") from None
     if not MIN_OUTPUT_SIDE <= max_side <= MAX_OUTPUT_SIDE:
         raise UserError(f"output size must be between {MIN_OUTPUT_SIDE} and {MAX_OUTPUT_SIDE} px, got {max_side}")
     if not MIN_TILE <= tile <= MAX_TILE:
@@ -283,89 +184,11 @@ def _check_options(style: str, mode: str, strength: float, background: str, max_
     return styles[style], max_side, tile
 
 
-def _run_engine(name: str, device: str, tile: int, image, strength: float, progress=None):
-    engine, lock = studio().engine(name, device)
-    engine = copy.copy(engine)  # per-request tile size, as Cartoonizer(tile=...) sets it; the model is shared
-    engine.tile = engine.stats_side = tile
-    with lock:
-        return engine(image, strength=strength, progress=progress), engine
-
-
 def _process(path: str, name: str, style: Style, mode: str, strength: float, background: str, max_side: int,
-             tile: int, device: str, progress: Callable[[float, str], None]) -> dict:
-    """One photo: returns the images (arrays) and a description of what was done."""
-    t0 = time.perf_counter()
-    progress(0.0, "Reading the photo")
-    img = resize_max_side(load_image(path, name=name), max_side)
-    h, w = img.rgb.shape[:2]
-    st = studio()
-
-    resolved, why, faces = mode, "", None
-    if mode == "auto":
-        if st.faces_error():
-            resolved, why = "scene", "face detection is not available here"
-        else:
-            progress(0.05, "Looking for faces")
-            faces = st.detect(img.rgb)
-            if faces:
-                x0, y0, x1, y1 = faces[0].box
-                frac = max(x1 - x0, y1 - y0) / min(h, w)
-                big = frac >= AUTO_PORTRAIT_FACE_FRACTION
-                resolved = "portrait" if big else "scene"
-                why = (f"largest face is {frac:.0%} of the shorter side, "
-                       f"{'≥' if big else '<'} {AUTO_PORTRAIT_FACE_FRACTION:.0%}")
-            else:
-                resolved, why = "scene", f"no face of at least {PORTRAIT_MIN_FACE} px found"
-
-    def tiles(done: int, total: int) -> None:
-        progress(0.1 + 0.8 * done / total, f"Cartoonizing tile {done}/{total}")
-
-    out: dict[str, Any] = {"photo": img, "crops": [], "saliency": None}
-    if resolved == "scene":
-        progress(0.1, "Cartoonizing")
-        result, engine = _run_engine(style.name, device, tile, img, strength, tiles)
-        out.update(cartoon=result.image, saliency=result.saliency)
-        used = style.display_name
-    else:
-        # Faces: the chosen style if it is a portrait style, else the default portrait style, else the chosen one.
-        face_styles = {s.name: s for s in st.styles("portrait")}
-        face_style = (style if style.mode == "portrait" else None) or face_styles.get(DEFAULT_PORTRAIT_STYLE) or style
-        crop_saliency: list[np.ndarray] = []
-        scene_result: list = []
-        engine = None
-
-        def stylize(crop: np.ndarray) -> np.ndarray:
-            nonlocal engine
-            r, engine = _run_engine(face_style.name, device, tile, crop, strength)
-            crop_saliency.append(r.saliency)
-            return r.image.rgb
-
-        def scene(photo: np.ndarray) -> np.ndarray:
-            r, _ = _run_engine(style.name, device, tile, photo, strength, tiles)
-            scene_result.append(r)
-            return r.image.rgb
-
-        progress(0.1, "Aligning and cartoonizing faces")
-        pr = st.run_portrait(img.rgb, stylize, background=background,
-                             scene=scene if background == "cartoon" else None, faces=faces)
-        out["cartoon"] = RGBImage(np.ascontiguousarray(pr.image), img.alpha)
-        if scene_result:
-            out["saliency"] = scene_result[0].saliency
-        for i, (crop, styl) in enumerate(zip(pr.crops, pr.stylized), 1):
-            out["crops"].append((crop.image, f"face {i}: aligned photo"))
-            out["crops"].append((styl, f"face {i}: {face_style.display_name}"))
-            if i <= len(crop_saliency):
-                out["crops"].append((crop_saliency[i - 1], f"face {i}: saliency"))
-        n = len(pr.crops)
-        used = f"faces: {face_style.display_name}, background: " + (
-            f"{style.display_name} cartoon" if background == "cartoon" else "the photo")
-        used += f" ({n} face{'s' if n != 1 else ''})"
-    dt = time.perf_counter() - t0
-    dev = f"{engine.device}, {engine.precision}" if engine is not None else device
-    mode_txt = f"{resolved} mode (auto: {why})" if mode == "auto" else f"{resolved} mode"
-    out["info"] = f"{used} · {mode_txt} · strength {strength:g} · {w}×{h} px · {dev} · {dt:.2f} s"
-    out["style"] = style
-    return out
+             tile: int, device: str, progress: Callable[[float, str], None]) -> StudioResult:
+    """One photo through the library's Studio (the mode policy lives there); `name` is the file name to show."""
+    return studio().run(load_image(path, name=name), style.name, mode, strength, background, tile,
+                        max_side=max_side, device=device, progress=progress)
 
 
 def _progress_fn(progress) -> Callable[[float, str], None]:
@@ -397,14 +220,16 @@ def cartoonize(photo: str | None, style: str, mode: str, strength: float, backgr
     _progress_fn(progress)(0.95, "Saving PNG")
     d = _new_output_dir()
     stem = _stem(name)
-    cartoon_png = _save(out["cartoon"], d / f"{stem}_{st.name}.png")
-    photo_png = _save(out["photo"], d / f"{stem}.png")
-    saliency_png = _save(out["saliency"], d / f"{stem}_{st.name}_saliency.png") if out["saliency"] is not None else None
-    crops = []
-    for i, (arr, caption) in enumerate(out["crops"]):
-        crops.append((_save(arr, d / f"{stem}_face_{i}.png"), caption))
-    info = out["info"]
-    if out["saliency"] is None and out["crops"]:
+    cartoon_png = _save(out.image, d / f"{stem}_{st.name}.png")
+    photo_png = _save(out.photo, d / f"{stem}.png")
+    saliency_png = _save(out.saliency, d / f"{stem}_{st.name}_saliency.png") if out.saliency is not None else None
+    captioned = []
+    for i, face in enumerate(out.faces, 1):
+        captioned += [(face.photo, f"face {i}: aligned photo"), (face.cartoon, f"face {i}: {out.face_style}"),
+                      (face.saliency, f"face {i}: saliency")]
+    crops = [(_save(arr, d / f"{stem}_face_{i}.png"), caption) for i, (arr, caption) in enumerate(captioned)]
+    info = out.summary
+    if out.saliency is None and out.faces:
         info += " · saliency maps: per face, in Face crops"
     return (cartoon_png, (photo_png, cartoon_png), saliency_png, crops,
             gr.DownloadButton(value=cartoon_png, visible=True), info)
@@ -439,7 +264,7 @@ def cartoonize_batch(files: list[str] | None, style: str, mode: str, strength: f
         while stem in seen:
             stem += "_"
         seen.add(stem)
-        gallery.append((_save(out["cartoon"], d / f"{stem}_{st.name}.png"), f"{name} · {out['info']}"))
+        gallery.append((_save(out.image, d / f"{stem}_{st.name}.png"), f"{name} · {out.summary}"))
     if not gallery:
         raise UserError("None of the photos could be cartoonized: " + "; ".join(failed))
     for msg in failed:
@@ -540,7 +365,7 @@ def build_demo(st: Studio | None = None, concurrency: int | None = None, max_que
                 mode = gr.Radio(MODE_LABELS, value="auto", label="Mode", elem_id="mode",
                                 info=(f"Portrait mode is unavailable: {face_error}" if face_error else
                                       "Portrait: faces are aligned, cartoonized with the portrait style and put back"))
-                background = gr.Radio([("Keep the photo", "photo"), ("Cartoon it too", "cartoon")], value="photo",
+                background = gr.Radio(BACKGROUND_LABELS, value="photo",
                                       label="Portrait background", elem_id="background",
                                       info="portrait mode: around the faces, the photo or the chosen style's cartoon")
                 strength = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Strength",
