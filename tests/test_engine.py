@@ -4,7 +4,7 @@ import torch
 from PIL import Image
 
 from cartoon import CartoonError, Cartoonizer, Generator, ImageError, StyleError, WeightsError
-from cartoon.runners import TorchRunner, cpu_has_fast_bf16
+from cartoon.runners import TorchRunner, choose_dtype, cpu_has_fast_bf16, resolve_device
 from cartoon.strength import apply_strength
 from cartoon.tiling import pad_to_multiple, run_tiled, tile_starts
 
@@ -153,6 +153,50 @@ def test_precision_auto_follows_the_cpu():
         assert runner.precision == "fp32"
     with pytest.raises(CartoonError, match="CUDA"):
         TorchRunner(Generator("lite"), device="cpu", precision="fp16")
+
+
+def test_choose_dtype_is_the_one_precision_rule():
+    """What inference uses (with its quality probe) and what training can use (fp32 instead of fp16 on GPUs without
+    bf16), from a preference string and a device."""
+    cpu = torch.device("cpu")
+    assert choose_dtype("fp32", cpu) is torch.float32 and choose_dtype("bf16", "cpu") is torch.bfloat16
+    fast = cpu_has_fast_bf16()
+    assert choose_dtype("auto", cpu) is (torch.bfloat16 if fast else torch.float32)
+    assert choose_dtype("auto", cpu, cuda_fallback=torch.float32) is (torch.bfloat16 if fast else torch.float32)
+    probed = []
+    assert choose_dtype("auto", cpu, bf16_ok=lambda: probed.append(1) or False) is torch.float32  # probe says no
+    assert probed == ([1] if fast else [])  # the probe runs only where bf16 would be chosen
+    with pytest.raises(CartoonError, match="fp16 runs on CUDA only"):
+        choose_dtype("fp16", cpu)
+    with pytest.raises(CartoonError, match="precision must be one of auto, fp32, bf16, fp16, got 'fp64'"):
+        choose_dtype("fp64", cpu)
+    if torch.cuda.is_available():
+        gpu = torch.device("cuda")
+        assert choose_dtype("fp16", gpu) is torch.float16
+        bf16 = torch.cuda.is_bf16_supported()
+        assert choose_dtype("auto", gpu) is (torch.bfloat16 if bf16 else torch.float16)
+        assert choose_dtype("auto", gpu, cuda_fallback=torch.float32) is (torch.bfloat16 if bf16 else torch.float32)
+
+
+def test_bad_device_names_get_a_message(lite_weights):
+    assert resolve_device("cpu") == torch.device("cpu")
+    for bad in ("gpu", "cuda:x", 3.5):
+        with pytest.raises(CartoonError, match="device must be auto, cpu, cuda or cuda:N"):
+            resolve_device(bad)
+    with pytest.raises(CartoonError, match="device must be"):
+        Cartoonizer(lite_weights, device="gpu")
+
+
+def test_tile_per_call_equals_an_engine_built_with_that_tile(engine, lite_weights):
+    img = np.ascontiguousarray(np.random.default_rng(0).integers(0, 256, (100, 200, 3), dtype=np.uint8))
+    own = Cartoonizer(lite_weights, tile=64)(img).image.rgb
+    assert np.array_equal(engine(img, tile=64).image.rgb, own)
+    assert engine.tile == 512 and not np.array_equal(engine(img).image.rgb, own)
+    for bad in (0, 8, 12.5, "big"):
+        with pytest.raises(CartoonError, match="tile size must be a whole number of pixels, at least 16"):
+            engine(img, tile=bad)
+    with pytest.raises(CartoonError, match="tile size"):
+        Cartoonizer(lite_weights, tile=-5)
 
 
 def test_bf16_path_stays_close_to_fp32(astronaut_small):

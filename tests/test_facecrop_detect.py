@@ -99,6 +99,25 @@ def test_detector_names_and_objects():
         get_detector(42)
 
 
+def test_detectors_are_built_from_the_table(monkeypatch, astronaut):
+    """get_detector builds any detector registered in DETECTORS by name, with the thread count it was given."""
+    from facecrop.detect import DETECTORS
+
+    class SmallRetinaFace(RetinaFaceDetector):
+        name = "retinaface-320"
+
+        def __init__(self, threads=None):
+            super().__init__(max_side=320, threads=threads)
+            self.threads = threads
+
+    monkeypatch.setitem(DETECTORS, SmallRetinaFace.name, SmallRetinaFace)
+    det = get_detector("retinaface-320", threads=1)
+    assert isinstance(det, SmallRetinaFace) and det.threads == 1 and det.max_side == 320
+    assert len(det.detect(astronaut)) == 1
+    with pytest.raises(CartoonError, match="known: retinaface, face-alignment, retinaface-320"):
+        get_detector("haar")
+
+
 def test_face_alignment_backend_explains_what_it_needs():
     """Not installable here (its models download on first use): choosing it must fail with a message, not a trace."""
     try:
