@@ -6,18 +6,15 @@
 Medians (and the 10th-90th percentile spread: other jobs share the cores) on skimage's astronaut (512x512, one
 face).  The pipeline is timed with a cheap deterministic stylizer so that the numbers are facecrop's own; with
 --generator lite the random-weights `lite` generator stylizes the crop, as a portrait style would.
+Needs the packages installed (`pip install -e .`, which requirements-dev.txt does).
 """
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def timed(fn, runs: int, warmup: int) -> list[float]:

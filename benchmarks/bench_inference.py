@@ -6,6 +6,7 @@
 Latency: one 512x512 image, model only (no decoding), `--threads` CPU threads (default 2), median of `--repeat` runs
 after warm-up.  Weights are seeded random: latency and memory do not depend on their values.
 Peak RSS: a fresh process cartoonizes a 4096x4096 photo end to end through the engine (tiling, strength 1).
+Needs the packages installed (`pip install -e .`, which requirements-dev.txt does).
 """
 from __future__ import annotations
 
@@ -22,12 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from cartoon import Generator, save_pretrained  # noqa: E402
-from cartoon.export import export_onnx  # noqa: E402
-from cartoon.network import count_parameters  # noqa: E402
-from cartoon.runners import OnnxRunner, TorchRunner, cpu_has_fast_bf16  # noqa: E402
+from cartoon import Generator, save_pretrained
+from cartoon.export import export_onnx
+from cartoon.network import count_parameters
+from cartoon.runners import OnnxRunner, TorchRunner, cpu_has_fast_bf16
 
 
 def median_latency(fn, repeat: int, warmup: int = 2) -> float:
