@@ -72,7 +72,8 @@ def test_crop_at_unit_scale_is_a_copy_and_pastes_back_exactly():
     canvas = np.zeros(img.shape, np.float32)
     paste(canvas, image, np.ones((128, 128), np.float32), invert(fwd))
     np.testing.assert_array_equal(canvas[90:218, 150:278], img[90:218, 150:278])
-    assert canvas[:90].max() == 0 and canvas[218:].max() == 0 and canvas[:, :150].max() == 0
+    # nothing lands outside the crop (OpenCV's SIMD paths may leave ~1e-26 residues of the 0-weight border)
+    assert canvas[:90].max() < 1e-6 and canvas[218:].max() < 1e-6 and canvas[:, :150].max() < 1e-6
 
 
 @pytest.mark.parametrize("scale,angle", [(1.6, 25.0), (0.8, -12.0)])

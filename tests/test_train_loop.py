@@ -225,5 +225,5 @@ def test_tiny_config_runs_from_the_command_line(tmp_path):
                     "--export-dir", str(tmp_path / "weights"))
     out = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "done: step 6, best FID" in out.stdout
+    assert "done: step 6, best at step " in out.stdout and "KID x10^3" in out.stdout
     assert from_pretrained(tmp_path / "weights").config.to_dict() == from_pretrained(tmp_path / "run" / "best").config.to_dict()

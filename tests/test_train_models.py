@@ -154,3 +154,50 @@ def test_latest_checkpoint_skips_damaged_files_and_pruning_keeps_newest(tmp_path
     assert latest_checkpoint(tmp_path) == checkpoint_path(tmp_path, 30)
     prune_checkpoints(tmp_path, 2)
     assert [s for s, _ in list_checkpoints(tmp_path)] == [50, 30]
+
+
+def test_kid_is_near_zero_for_one_distribution_and_grows_with_a_shift():
+    from train.metrics import kid
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(300, 64)), rng.normal(size=(300, 64))
+    same, spread = kid(a, b, subsets=20, subset_size=100)
+    shifted, _ = kid(a, b + 0.5, subsets=20, subset_size=100)
+    assert abs(same) < 3 * spread + 1e-3 and shifted > 10 * max(abs(same), spread)
+    assert kid(a, b + 1.0, subsets=20)[0] > shifted  # further away, larger
+
+
+def test_ssim_gray_is_one_on_equal_images_and_drops_with_noise():
+    from train.metrics import ssim_gray
+    rgb = load_image(SHARED / "data" / "scene_photo" / "test" / sorted(p.name for p in (SHARED / "data" / "scene_photo" / "test").iterdir())[0]).rgb
+    assert ssim_gray(rgb, rgb) == pytest.approx(1.0)
+    noisy = np.clip(rgb + np.random.default_rng(0).normal(0, 40, rgb.shape), 0, 255)
+    assert ssim_gray(rgb, noisy) < 0.6
+
+
+def test_diff_augment_keeps_shape_gradients_and_randomises_per_image():
+    from train.augment import diff_augment, parse_policy
+    x = torch.rand(6, 3, 32, 32, requires_grad=True)
+    y = diff_augment(x, parse_policy("translation,cutout"))
+    assert y.shape == x.shape
+    y.sum().backward()
+    assert x.grad.abs().sum() > 0
+    zeroed = (diff_augment(x.detach() + 1, ("cutout",)) == 0).flatten(1).float().mean(1)
+    assert (zeroed > 0).all() and (zeroed <= 0.25).all() and zeroed.unique().numel() > 1  # a square each, anywhere
+    shifted = diff_augment(x.detach() + 1, ("translation",))
+    assert not torch.equal(shifted, x + 1) and ((shifted == 0) | torch.isin(shifted, x + 1)).all()  # moved pixels
+    with pytest.raises(ValueError, match="unknown DiffAugment"):
+        parse_policy("translation,blur")
+
+
+def test_residual_generator_starts_at_the_identity_and_learns_a_change():
+    g = Generator("lite-res")
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    y, _ = g(x)
+    assert torch.equal(y, x)
+    opt = torch.optim.Adam(g.parameters(), 1e-2)
+    for _ in range(3):
+        loss = (g(x)[0] - (-x)).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert not torch.equal(g(x)[0], x)  # the zero-initialised last conv does not block the gradient

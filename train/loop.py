@@ -265,14 +265,15 @@ class Trainer:
 
         w_con = self.content_weight(self.step)
         with self._autocast():
-            content = L.content_loss(self.vgg_run, fake, photo, cfg.content_scale)
+            fake_features = self.vgg_run(fake) if cfg.content_scale == 1 else None
+            content = L.content_loss(self.vgg_run, fake, photo, cfg.content_scale, fake_features)
             saliency = L.saliency_loss(sal, sal_ref)
             total = w_con * content + cfg.w_sali * saliency
             if not init:
                 adv = L.lsgan_real(self.d_frozen(self._augment(fake)))
                 total = total + cfg.w_adv * adv
                 logs["loss/g_adv"] = adv.detach()
-            images = L.StepImages(fake, photo, cartoon, self.vgg_run, self.face)
+            images = L.StepImages(fake, photo, cartoon, self.vgg_run, fake_features, self.face)
             for term in L.OPTIONAL_TERMS:
                 weight = getattr(cfg, term.weight_key)
                 if weight > 0 and (term.in_init or not init):

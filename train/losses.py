@@ -75,14 +75,19 @@ def lsgan_fake(pred: torch.Tensor) -> torch.Tensor:
     return pred.float().pow(2).mean()
 
 
-def content_loss(vgg: VGGFeatures, fake: torch.Tensor, photo: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
-    """L1 between VGG features of the output and of the photo (the photo side without gradient)."""
+def content_loss(vgg: VGGFeatures, fake: torch.Tensor, photo: torch.Tensor, scale: float = 1.0,
+                 fake_features: torch.Tensor | None = None) -> torch.Tensor:
+    """L1 between VGG features of the output and of the photo (the photo side without gradient). `fake_features`:
+    the output's features when the caller has them already (scale 1)."""
     if scale != 1.0:  # in fp32: antialiased resizing has no bfloat16 kernel on CPU
         fake = F.interpolate(fake.float(), scale_factor=scale, mode="bilinear", antialias=True, align_corners=False)
         photo = F.interpolate(photo.float(), scale_factor=scale, mode="bilinear", antialias=True, align_corners=False)
+        fake_features = None
     with torch.no_grad():
         target = vgg(photo)
-    return F.l1_loss(vgg(fake).float(), target.float())
+    if fake_features is None:
+        fake_features = vgg(fake)
+    return F.l1_loss(fake_features.float(), target.float())
 
 
 def saliency_loss(saliency: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -101,10 +106,11 @@ def grayscale(rgb: torch.Tensor) -> torch.Tensor:
     return y.expand(-1, 3, -1, -1)
 
 
-def gram_style_loss(vgg: VGGFeatures, fake: torch.Tensor, cartoon: torch.Tensor) -> torch.Tensor:
+def gram_style_loss(vgg: VGGFeatures, fake: torch.Tensor, cartoon: torch.Tensor,
+                    fake_features: torch.Tensor | None = None) -> torch.Tensor:
     with torch.no_grad():
         target = gram(vgg(grayscale(cartoon)))
-    return F.l1_loss(gram(vgg(fake)), target)
+    return F.l1_loss(gram(vgg(fake) if fake_features is None else fake_features), target)
 
 
 def rgb_to_yuv(rgb: torch.Tensor) -> torch.Tensor:
@@ -136,6 +142,7 @@ class StepImages:
     photo: torch.Tensor
     cartoon: torch.Tensor
     vgg: nn.Module
+    fake_features: Optional[torch.Tensor] = None  # vgg(fake), shared with the content loss
     face: Optional[nn.Module] = None  # the face-ID network, built only when its weight is on
 
 
@@ -150,7 +157,7 @@ class GeneratorTerm:
 
 OPTIONAL_TERMS: tuple[GeneratorTerm, ...] = (
     GeneratorTerm("face_id", "w_face", "face-ID (MobileFaceNet cosine)", lambda t: t.face(t.fake, t.photo)),
-    GeneratorTerm("gram", "w_gram", "grayscale Gram style (AnimeGAN)", lambda t: gram_style_loss(t.vgg, t.fake, t.cartoon)),
+    GeneratorTerm("gram", "w_gram", "grayscale Gram style (AnimeGAN)", lambda t: gram_style_loss(t.vgg, t.fake, t.cartoon, t.fake_features)),
     GeneratorTerm("color", "w_color", "YUV colour to the photo (AnimeGAN)", lambda t: color_loss(t.fake, t.photo),
                   in_init=True),
     GeneratorTerm("tv", "w_tv", "total variation", lambda t: tv_loss(t.fake)),
