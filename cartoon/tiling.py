@@ -65,23 +65,34 @@ def _ramp(length: int, overlap: int, feather_start: bool, feather_end: bool) -> 
 Runner = Callable[..., tuple]
 
 
+def stats_copy(rgb: np.ndarray, stats_side: int) -> np.ndarray:
+    """The downscaled copy (long side at most `stats_side`, sides multiples of SIZE_MULTIPLE) whose forward pass
+    gives the whole-image statistics."""
+    h, w = rgb.shape[:2]
+    m = SIZE_MULTIPLE
+    s = min(1.0, stats_side / max(h, w))
+    sh, sw = max(m, round(h * s / m) * m), max(m, round(w * s / m) * m)
+    if (sh, sw) == (h, w):
+        return rgb
+    return np.asarray(Image.fromarray(rgb).resize((sw, sh), Image.Resampling.BILINEAR, reducing_gap=2.0))
+
+
 def run_tiled(runner: Runner, rgb: np.ndarray, tile: int, overlap: int, stats_side: int,
-              batch_size: int = 1, progress: Callable[[int, int], None] | None = None):
+              batch_size: int = 1, progress: Callable[[int, int], None] | None = None, stats: list | None = None):
     """Cartoonize `rgb` (H, W, 3) uint8, sides multiples of SIZE_MULTIPLE. Returns (cartoon (H, W, 3) float32 in
-    0..255, saliency (H, W) float32 in 0..1).  Images no larger than `tile` run in one pass."""
+    0..255, saliency (H, W) float32 in 0..1).  Images no larger than `tile` run in one pass.  `stats`: whole-image
+    statistics to use instead of the image's own (video: smoothed over time), each (1, C, 1, 1)."""
     h, w = rgb.shape[:2]
     m = SIZE_MULTIPLE
     tile = max(MIN_TILE, tile // m * m)
     overlap = min(max(0, overlap // m * m), tile // 2)
     if h <= tile and w <= tile:
-        y, sal, _ = runner(to_network(rgb))
+        y, sal, _ = runner(to_network(rgb), stats=stats)
         return from_network(y[0]), sal[0, 0]
 
     # 1. whole-image statistics from a downscaled copy
-    s = min(1.0, stats_side / max(h, w))
-    sh, sw = max(m, round(h * s / m) * m), max(m, round(w * s / m) * m)
-    small = np.asarray(Image.fromarray(rgb).resize((sw, sh), Image.Resampling.BILINEAR, reducing_gap=2.0))
-    _, _, stats = runner(to_network(small), record=True)
+    if stats is None:
+        _, _, stats = runner(to_network(stats_copy(rgb, stats_side)), record=True)
 
     # 2. tiles, normalised with those statistics, blended with feathered weights
     out = np.zeros((h, w, 3), np.float32)
