@@ -47,7 +47,7 @@ STYLES: dict[str, Style] = {
     s.name: s
     for s in (
         Style("ghibli", "Ghibli (Hayao)", "Studio Ghibli scenery: soft painted skies, clean outlines, warm flat colour.",
-              mode="scene", config="lite", folder="ghibli"),
+              mode="scene", config="lite-res", folder="ghibli"),
         Style("shinkai", "Shinkai", "Makoto Shinkai scenery: saturated blue skies, bright light, crisp detail.",
               mode="scene", config="lite", folder="shinkai"),
         Style("portrait", "Portrait", "photo2cartoon-like portraits: aligned faces on white, smooth skin, big eyes.",

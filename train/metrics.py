@@ -39,7 +39,7 @@ def gray(rgb: np.ndarray) -> np.ndarray:
 
 
 def ssim_gray(a: np.ndarray, b: np.ndarray) -> float:
-    """Grayscale SSIM (7x7 Gaussian-free window, skimage defaults) between two RGB images in 0..255."""
+    """Grayscale SSIM (skimage defaults: 7x7 uniform window) between two RGB images in 0..255."""
     return float(structural_similarity(gray(a), gray(b), data_range=255.0))
 
 
