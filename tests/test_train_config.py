@@ -4,6 +4,8 @@ from pathlib import Path
 import pytest
 
 from train.__main__ import main
+from cartoon.network import get_config
+from cartoon.registry import STYLES
 from train.config import ConfigError, load_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -14,7 +16,7 @@ CONFIGS = REPO / "train" / "configs"
 def test_shipped_configs_load(name):
     cfg = load_config(CONFIGS / f"{name}.yaml")
     assert cfg.name == name
-    assert cfg.generator_config == "lite"  # from cartoon.registry
+    assert cfg.generator_config == STYLES[cfg.style].config  # from cartoon.registry
     # the paper's defaults (the tiny CI config keeps them too)
     assert (cfg.loss.w_ori, cfg.loss.decay, cfg.loss.w_sali) == (0.25, 0.96, 1.0)
     assert (cfg.optim.lr_g, cfg.optim.beta1, cfg.optim.beta2) == (2e-4, 0.5, 0.999)
@@ -22,6 +24,13 @@ def test_shipped_configs_load(name):
     assert (cfg.loss.w_face > 0) == (name == "portrait")
     if name != "tiny":
         assert cfg.train.init_epochs == 10
+
+
+def test_cpu_recipe_starts_at_the_identity_and_skips_the_init_phase():
+    cfg = load_config(CONFIGS / "ghibli-cpu.yaml")
+    assert get_config(cfg.generator_config).residual and cfg.train.init_epochs == 0
+    assert cfg.data.size == 128 and cfg.log.eval_size == 256 and cfg.log.ssim_floor == 0.7
+    assert cfg.model.diffaug and cfg.loss.w_gram > 0 and cfg.train.budget_minutes <= 120
 
 
 def test_overrides_dotted_and_short_with_type_coercion():

@@ -55,7 +55,7 @@ def _overrides(folders: Path, run_dir: Path, *extra: str) -> list[str]:
     return [f"data.photos={folders / 'photos'}", f"data.cartoons={folders / 'cartoons'}", "data.size=32",
             "data.val_fraction=0.2", f"data.cache_dir={folders / 'cache'}", "data.sal_segments=30",
             "data.num_workers=0", "train.batch_size=2", "train.device=cpu", "log.fid=false", "log.samples=2",
-            f"log.run_dir={run_dir}", "log.log_every=1", *extra]
+            f"log.run_dir={run_dir}", "log.log_every=1", "model.generator=lite", *extra]
 
 
 def test_content_init_learns(folders, tmp_path):
