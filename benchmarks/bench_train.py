@@ -25,16 +25,21 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 from train.config import load_config  # noqa: E402
 from train.loop import Trainer  # noqa: E402
 
-# name: (overrides, what it changes)
+# name: (overrides, what it changes); "cpu-*" variants start from train/configs/ghibli-cpu.yaml, the others from
+# the paper recipe in train/configs/ghibli.yaml
 VARIANTS = {
-    "lite-256": ([], "paper recipe, lite generator"),
+    "cpu": ([], "the CPU recipe: lite-res, 128 crops, D width 16, DiffAugment, Gram + colour, auto precision"),
+    "cpu-fp32": (["train.precision=fp32"], "the CPU recipe in fp32"),
+    "cpu-d32": (["model.d_channels=32"], "the CPU recipe with CartoonGAN's D width 32"),
+    "cpu-wide": (["model.generator=wide-res"], "the CPU recipe with the 2x wider residual generator"),
+    "cpu-vgg3": (["loss.content_layer=block3_conv4"], "the CPU recipe with content (and Gram) on conv3_4"),
+    "lite-256": (["model.generator=lite"], "paper recipe, lite generator"),
     "paper-256": (["model.generator=paper"], "paper recipe, paper generator"),
-    "lite-256-bf16": (["train.precision=bf16"], "bf16 autocast (no AMX here: for the record)"),
+    "lite-256-bf16": (["train.precision=bf16"], "bf16 autocast"),
     "lite-128": (["data.size=128"], "128x128 crops"),
     "lite-256-vgg3": (["loss.content_layer=block3_conv4"], "VARIANT: content on VGG conv3_4, not conv4_4"),
     "lite-256-vgghalf": (["loss.content_scale=0.5"], "VARIANT: VGG content on half-resolution images"),
@@ -48,7 +53,10 @@ VARIANTS = {
 
 def _trainer(name: str, batch_size: int, run_dir: str, init_epochs: int = 0) -> Trainer:
     overrides, _ = VARIANTS[name]
-    cfg = load_config(REPO / "train" / "configs" / "ghibli.yaml", [
+    config = "ghibli-cpu.yaml" if name.startswith("cpu") else "ghibli.yaml"
+    if not name.startswith("cpu") and not any(o.startswith("model.generator=") for o in overrides):
+        overrides = ["model.generator=lite", *overrides]
+    cfg = load_config(REPO / "train" / "configs" / config, [
         *overrides, f"train.batch_size={batch_size}", f"train.init_epochs={init_epochs}", "train.device=cpu",
         "data.limit=16", "data.val_fraction=0", "data.num_workers=0", f"data.cache_dir={REPO / '.cache' / 'train'}",
         f"log.run_dir={run_dir}", "log.fid=false",
