@@ -12,7 +12,7 @@ from cartoon.imageio import load_image
 from cartoon.network import Generator
 from cartoon.tiling import to_network
 from train import losses as L
-from train.checkpoint import (checkpoint_path, latest_checkpoint, list_checkpoints, load_checkpoint, prune_checkpoints,
+from train.checkpoint import (checkpoint_path, list_checkpoints, load_checkpoint, load_latest, prune_checkpoints,
                               save_checkpoint)
 from train.discriminator import Discriminator
 from train.fid import frechet_distance
@@ -145,13 +145,16 @@ def test_checkpoint_round_trip_restores_everything(tmp_path):
     assert json.loads(header["__metadata__"]["meta"]) == {"step": 7}
 
 
-def test_latest_checkpoint_skips_damaged_files_and_pruning_keeps_newest(tmp_path):
+def test_load_latest_skips_damaged_files_and_pruning_keeps_newest(tmp_path):
     g = Generator("lite")
     for step in (10, 20, 30):
         save_checkpoint(checkpoint_path(tmp_path, step), {"generator": g}, {}, {"step": step})
     (tmp_path / ".ckpt-000000040.safetensors.abc.tmp").write_bytes(b"partial")  # a write killed midway
     checkpoint_path(tmp_path, 50).write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{broken")
-    assert latest_checkpoint(tmp_path) == checkpoint_path(tmp_path, 30)
+    skipped = []
+    path, meta = load_latest(tmp_path, {"generator": Generator("lite")}, {}, lambda p, e: skipped.append(p))
+    assert path == checkpoint_path(tmp_path, 30) and meta["step"] == 30 and skipped == [checkpoint_path(tmp_path, 50)]
+    assert load_latest(tmp_path / "empty", {}, {}) is None
     prune_checkpoints(tmp_path, 2)
     assert [s for s, _ in list_checkpoints(tmp_path)] == [50, 30]
 

@@ -121,14 +121,15 @@ def load_checkpoint(path: Path, modules: dict[str, torch.nn.Module], optimizers:
     return json.loads(header["meta"])
 
 
-def latest_checkpoint(folder: Path) -> Path | None:
-    """The newest checkpoint whose header reads back (a damaged file, e.g. from a full disk, is skipped)."""
+def load_latest(folder: Path, modules: dict, optimizers: dict, on_skip=None) -> tuple[Path, dict] | None:
+    """Load the newest checkpoint that reads back into `modules` / `optimizers`: (its path, its meta), or None.
+    A damaged file (a full disk, a killed copy) is skipped for the one before; `on_skip(path, error)` hears of it."""
     for _, path in list_checkpoints(folder):
         try:
-            read_meta(path)
-            return path
-        except (SafetensorError, OSError, KeyError, ValueError):
-            continue
+            return path, load_checkpoint(path, modules, optimizers)
+        except Exception as e:  # noqa: BLE001 - any unreadable file: fall back to the one before
+            if on_skip is not None:
+                on_skip(path, e)
     return None
 
 

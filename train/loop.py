@@ -25,12 +25,12 @@ from tqdm import tqdm
 from cartoon.network import Generator, get_config
 from cartoon.tiling import from_network
 from cartoon.imageio import save_image
-from cartoon.runners import cpu_has_fast_bf16
+from cartoon.runners import choose_dtype
 from cartoon.weights import save_pretrained
 
 from . import losses as L
 from .augment import diff_augment, parse_policy
-from .checkpoint import checkpoint_path, list_checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
+from .checkpoint import checkpoint_path, list_checkpoints, load_latest, prune_checkpoints, save_checkpoint
 from .config import Config, ConfigError, dump_config
 from .data import (EpochSampler, UnpairedDataset, edge_cache, file_digests, load_center_crops, make_splits,
                    saliency_cache, steps_per_epoch)
@@ -71,18 +71,6 @@ def init_distributed(device_pref: str) -> tuple[Dist, torch.device]:
     return d, device
 
 
-def choose_precision(pref: str, device: torch.device) -> torch.dtype:
-    """bf16 where the hardware has bf16 units (CUDA; CPUs with AMX or AVX512-BF16, the same test as inference);
-    fp32 elsewhere, where bf16 autocast is several times slower than fp32 (measured: AVX-512 without AMX)."""
-    if pref == "fp32":
-        return torch.float32
-    if pref == "bf16":
-        return torch.bfloat16
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
-    return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
-
-
 def default_workers(device: torch.device, d: Dist) -> int:
     if device.type == "cuda":
         return min(8, max(1, (os.cpu_count() or 1) // d.local_world_size - 1))
@@ -110,7 +98,8 @@ class Trainer:
         t = cfg.train
         torch.manual_seed(t.seed)
         np.random.seed(t.seed)
-        self.dtype = choose_precision(t.precision, self.device)
+        # the inference rule, but no fp16 on GPUs without bf16: training would need a gradient scaler
+        self.dtype = choose_dtype(t.precision, self.device, cuda_fallback=torch.float32)
         self.diffaug = parse_policy(cfg.model.diffaug)
         self.memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
         if self.device.type == "cuda":
@@ -209,13 +198,13 @@ class Trainer:
         return {"g": self.opt_g, "s": self.opt_s, "d": self.opt_d}
 
     def _resume(self) -> None:
-        for _, path in list_checkpoints(self.ckpt_dir):
-            try:
-                meta = load_checkpoint(path, self._modules(), self._optimizers())
-            except Exception as e:  # noqa: BLE001 - any unreadable file: fall back to the one before
-                if self.main:
-                    tqdm.write(f"warning: {path} could not be loaded ({type(e).__name__}: {e}); trying an older one")
-                continue
+        def warn(path, e):
+            if self.main:
+                tqdm.write(f"warning: {path} could not be loaded ({type(e).__name__}: {e}); trying an older one")
+
+        found = load_latest(self.ckpt_dir, self._modules(), self._optimizers(), warn)
+        if found is not None:
+            path, meta = found
             if meta["generator_config"] != get_config(self.cfg.generator_config).to_dict() \
                     or meta["d_channels"] != self.cfg.model.d_channels:
                 raise ConfigError(f"{path}: was trained with another architecture; resume with the run's config")
@@ -226,7 +215,6 @@ class Trainer:
             for opt, lr in ((self.opt_g, o.lr_g), (self.opt_s, o.lr_s), (self.opt_d, o.lr_d)):
                 for group in opt.param_groups:
                     group["lr"], group["betas"] = lr, (o.beta1, o.beta2)
-            return
 
     # ---- one step ----------------------------------------------------------------------------------------
 
