@@ -3,13 +3,18 @@
     python -m cartoon -i photo.jpg -o cartoon.png
     python -m cartoon -i photos/ -o cartoons/ --style shinkai --strength 0.8 --max-side 2048
     python -m cartoon -i people/ -o cartoons/ --style ghibli --mode auto --background cartoon
+    python -m cartoon -i clip.mp4 -o clip_cartoon.mp4 --style ghibli --max-side 720
+
+Videos (.mp4, .mov, .mkv, .webm, .avi, ...; also in folders) are cartoonized in scene mode with their sound, timing
+and rotation kept and without flicker; see cartoon/video.py and the video options below.
 
 Modes: scene (default) cartoonizes the whole image with the style; portrait finds every face, cartoonizes it with the
 portrait style and puts it back over the photo or (--background cartoon) over the style's cartoon; auto is portrait
 when the largest face is at least 15% of the shorter side, else scene.
 
 Exit status: 0 when every image was written, 1 when some could not be read (they are reported and skipped),
-2 when nothing could run (unknown style, missing weights, bad arguments).
+2 when nothing could run (unknown style, missing weights, bad arguments), 130 when interrupted (Ctrl-C: the file
+being written is left out, never half-written).
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from .imageio import IMAGE_SUFFIXES, save_image
 from .registry import DEFAULT_STYLE, STYLES
 from .runners import PRECISIONS
 from .studio import BACKGROUNDS, MODES, Studio, display_name
+from .video import VIDEO_SUFFIXES, add_video_arguments, is_video, output_path, run_from_cli
 
 OUTPUT_FORMATS = ("png", "jpg", "webp")
 
@@ -33,7 +39,7 @@ OUTPUT_FORMATS = ("png", "jpg", "webp")
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m cartoon", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("-i", "--input", required=True, help="an image file or a folder of images")
+    p.add_argument("-i", "--input", required=True, help="an image or video file, or a folder of them")
     p.add_argument("-o", "--output", default="results",
                    help="output file (for one input image) or folder (default: results/)")
     p.add_argument("-s", "--style", default=DEFAULT_STYLE,
@@ -54,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action="store_true", help="torch.compile the generator (slow start, faster runs)")
     p.add_argument("--ext", default="png", choices=OUTPUT_FORMATS, help="output format for folders (default png)")
     p.add_argument("--saliency", action="store_true", help="also write the saliency map as NAME_saliency.png")
+    add_video_arguments(p)
     return p
 
 
@@ -62,13 +69,16 @@ def plan(inp: Path, out: Path, ext: str) -> list[tuple[Path, Path]]:
     if inp.is_dir():
         if out.exists() and not out.is_dir():
             raise CartoonError(f"{out}: the input is a folder, so the output must be a folder too")
-        files = sorted(p for p in inp.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        files = sorted(p for p in inp.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES
                        and not p.name.startswith("."))
         if not files:
-            raise CartoonError(f"{inp}: no images in this folder (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
-        return [(f, out / f"{f.stem}.{ext}") for f in files]
+            raise CartoonError(f"{inp}: no images or videos in this folder (looked for "
+                               f"{', '.join(sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES))})")
+        return [(f, output_path(f, out, True) if is_video(f) else out / f"{f.stem}.{ext}") for f in files]
     if not inp.exists():
         raise CartoonError(f"{inp}: no such file or folder")
+    if is_video(inp):
+        return [(inp, output_path(inp, out, False))]
     if out.suffix.lower().lstrip(".") in OUTPUT_FORMATS + ("jpeg",) and not out.is_dir():
         return [(inp, out)]
     return [(inp, out / f"{inp.stem}.{ext}")]
@@ -103,10 +113,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     failed, no_saliency, modes = [], [], {}
-    bar = tqdm(jobs, unit="img", disable=len(jobs) == 1 or None, file=sys.stderr)
+    if args.mode != "scene" and any(is_video(src) for src, _ in jobs):
+        print(f"note: videos are cartoonized in scene mode (--mode {args.mode} applies to the images)", file=sys.stderr)
+    bar = tqdm(jobs, unit="file", disable=len(jobs) == 1 or None, file=sys.stderr)
     for src, dst in bar:
         bar.set_postfix_str(src.name, refresh=False)
         try:
+            if is_video(src):
+                run_from_cli(engine, src, dst, args, lock=studio.engine(args.style)[1])
+                modes["scene"] = modes.get("scene", 0) + 1
+                continue
             result = studio.run(src, args.style, args.mode, args.strength, args.background, args.tile,
                                 max_side=args.max_side)
             save_image(result.image, dst)
@@ -118,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
         except (CartoonError, OSError, MemoryError) as e:
             failed.append(src)
             tqdm.write(f"skipped {src}: {e}", file=sys.stderr)
+        except KeyboardInterrupt:
+            bar.close()
+            print(f"\ninterrupted: {dst} was not written (nothing half-written is left)", file=sys.stderr)
+            return 130
     written = len(jobs) - len(failed)
     mode = f"{args.mode} mode" + (": " + " + ".join(f"{n} {m}" for m, n in sorted(modes.items()))
                                   if args.mode == "auto" and modes else "")

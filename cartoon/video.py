@@ -19,7 +19,10 @@ those jump from frame to frame (noise, small motion, an object entering the pict
 Here each frame's statistics are recorded on a small copy (`Generator.recording_stats`, as tiling does), averaged
 over time with an exponential moving average (time constant `smoothing` seconds, using the real frame times, so
 variable frame rates are handled), and the frame is run with the averaged statistics (`Generator.using_stats`).
-At a scene cut (`CutDetector`) the average restarts from the new shot's own statistics.
+At a scene cut (`CutDetector`) the average restarts from the new shot's own statistics.  That removes the global
+pumping; what remains is local (textures and outlines that the generator redraws differently as sensor noise and
+compression change), which `TemporalBlend` removes by mixing each cartoon with the previous output warped along the
+photo's optical flow, where the flow is reliable.
 """
 from __future__ import annotations
 
@@ -58,6 +61,7 @@ MAX_VIDEO_SIDE = 8192
 MAX_VIDEO_PIXELS = 8192 * 4320
 MAX_FPS = 240
 DEFAULT_SMOOTHING = 0.5  # s: time constant of the statistics' moving average
+DEFAULT_BLEND = 0.7  # weight of the motion-compensated previous output where the motion is tracked
 STATS_SIDE = 384  # px: long side of the copy each frame's statistics are recorded on
 
 Progress = Callable[[int, "int | None"], None]  # (frames written, frames expected or None)
@@ -75,8 +79,8 @@ class CutDetector:
     """Hard cuts from the change between consecutive frames' thumbnails (mean absolute difference in 0..1).
 
     A frame starts a new shot when its change is at least `min_change` and at least `ratio` times the shot's
-    recent average change, so a fast pan (large changes all the time) is not a string of cuts.  The first frame
-    always starts a shot.
+    recent average change, so a fast pan (large changes all the time) is not a string of cuts (at most its first
+    frame counts as one: harmless, the averages restart).  The first frame always starts a shot.
     """
 
     def __init__(self, min_change: float = 0.1, ratio: float = 3.0, side: int = 64):
@@ -104,7 +108,8 @@ class CutDetector:
             self._avg = self.min_change / self.ratio
             return True
         cut = d >= self.min_change and d >= self.ratio * self._avg
-        self._avg = self.min_change / self.ratio if cut else 0.7 * self._avg + 0.3 * d
+        # after a cut the average starts at that change: if the next ones are as large (a fast pan), they are not cuts
+        self._avg = d if cut else 0.7 * self._avg + 0.3 * d
         return cut
 
 
@@ -154,21 +159,65 @@ def flicker_ratio(inputs: Sequence[np.ndarray], outputs: Sequence[np.ndarray], c
     return num / den
 
 
+class TemporalBlend:
+    """Motion-compensated blending of each cartoon with the previous output, where the photo shows the same thing.
+
+    A generator also flickers locally: sensor noise and compression change its textures and outlines from frame to
+    frame.  The previous output is warped onto the current frame along the photo's optical flow (OpenCV's DIS, on
+    the frames as they go in), and mixed in with weight `strength` * exp(-(e / tolerance)^2), where e is how much the
+    photo itself differs from its warped previous frame there (0..255): full blending where the motion is tracked,
+    none where something new appears (occlusions, fast motion, outside the previous frame).  Restarted at cuts.
+    """
+
+    def __init__(self, strength: float = 0.7, tolerance: float = 8.0):
+        if not 0.0 <= strength < 1.0:
+            raise VideoError(f"blend must be at least 0 and below 1, got {strength!r}")
+        self.strength, self.tolerance = float(strength), float(tolerance)
+        self.flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+        self.reset()
+
+    def reset(self) -> None:
+        self._prev: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # photo, its gray, the output
+
+    def __call__(self, photo: np.ndarray, cartoon: np.ndarray, cut: bool = False) -> np.ndarray:
+        """photo (H, W, 3) uint8, its cartoon (H, W, 3) float32 0..255 -> the blended cartoon (float32)."""
+        gray = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)
+        prev = self._prev
+        if cut or prev is None or prev[1].shape != gray.shape or self.strength == 0:
+            self._prev = (photo, gray, cartoon)
+            return cartoon
+        h, w = gray.shape
+        flow = self.flow.calc(gray, prev[1], None)  # for each pixel now: where it was in the previous frame
+        grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        map_x, map_y = grid_x + flow[..., 0], grid_y + flow[..., 1]
+        warped_photo = cv2.remap(prev[0], map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        warped_out = cv2.remap(prev[2], map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        err = np.abs(photo.astype(np.float32) - warped_photo).mean(axis=2)
+        err = cv2.blur(err, (5, 5))
+        alpha = self.strength * np.exp(-np.square(err / self.tolerance))
+        alpha[(map_x < 0) | (map_x > w - 1) | (map_y < 0) | (map_y > h - 1)] = 0.0  # not in the previous frame
+        out = cartoon + alpha[..., None] * (warped_out - cartoon)
+        self._prev = (photo, gray, out)
+        return out
+
+
 class FrameStylizer:
-    """Cartoonizes consecutive frames of one clip (same size, in time order) with smoothed statistics.
+    """Cartoonizes consecutive frames of one clip (same size, in time order) without flicker.
 
     engine: a Cartoonizer (its runner, tile and overlap are used). smoothing: the statistics' time constant in
-    seconds (see StatsSmoother); None runs every frame exactly as a photo (its own statistics). stats_side: long
-    side of the small copy the statistics are recorded on.  lock: held around each use of the generator (the
-    app shares one generator between requests).
+    seconds (see StatsSmoother); None runs every frame exactly as a photo (its own statistics). blend: strength of
+    the motion-compensated blend with the previous output (TemporalBlend; 0 = off). stats_side: long side of the
+    small copy the statistics are recorded on.  cuts: the scene-cut detector (both restart at a cut).  lock: held
+    around each use of the generator (the app shares one generator between requests).
     """
 
     def __init__(self, engine: Cartoonizer, strength: float = 1.0, smoothing: float | None = DEFAULT_SMOOTHING,
-                 stats_side: int = STATS_SIDE, tile: int | None = None, cuts: CutDetector | None = None,
-                 lock=None):
+                 blend: float = DEFAULT_BLEND, stats_side: int = STATS_SIDE, tile: int | None = None,
+                 cuts: CutDetector | None = None, lock=None):
         self.engine = engine
         self.strength = check_strength(strength)
         self.smoother = None if smoothing is None else StatsSmoother(smoothing)
+        self.blend = TemporalBlend(blend) if blend else None
         self.stats_side = int(stats_side)
         self.tile = int(tile or engine.tile)
         self.detector = cuts or CutDetector()
@@ -182,45 +231,40 @@ class FrameStylizer:
         if not frames:
             return []
         h, w = frames[0].shape[:2]
+        cut = [self.detector(f) for f in frames]
+        self.cuts += [self.frames + i for i, c in enumerate(cut) if c]
+        self.frames += len(frames)
         padded = [pad_to_multiple(f) for f in frames]
         hp, wp = padded[0].shape[:2]
-        single_pass = max(hp, wp) <= self.tile
         runner, engine = self.engine.runner, self.engine
-        out: list[np.ndarray] = []
         with self.lock if self.lock is not None else contextlib.nullcontext():
-            if self.smoother is None:
-                per_frame: list = [None] * len(frames)
-            else:
-                per_frame = []
+            stats: list = [None] * len(frames)  # None: the frame's own statistics
+            if self.smoother is not None:
                 for k in range(0, len(frames), self.stats_batch):
                     chunk = padded[k:k + self.stats_batch]
                     _, _, rec = runner(np.concatenate([to_network(stats_copy(f, self.stats_side)) for f in chunk]),
                                        record=True)
                     for i in range(len(chunk)):
-                        cut = self.detector(frames[k + i])
-                        if cut:
-                            self.cuts.append(self.frames + k + i)
-                        per_frame.append(self.smoother([r[i:i + 1] for r in rec], float(times[k + i]), cut))
+                        stats[k + i] = self.smoother([r[i:i + 1] for r in rec], float(times[k + i]), cut[k + i])
             cartoons: list[np.ndarray] = []
-            if single_pass:
-                for k in range(0, len(frames), engine.batch_size):
-                    x = np.concatenate([to_network(f) for f in padded[k:k + engine.batch_size]])
-                    stats = per_frame[k:k + engine.batch_size]
-                    batch_stats = None if stats[0] is None else [np.concatenate(s) for s in zip(*stats)]
-                    y, _, _ = runner(x, stats=batch_stats)
+            if max(hp, wp) <= self.tile:  # one pass per frame, a batch of frames at a time
+                n = max(1, engine.batch_size)
+                for k in range(0, len(frames), n):
+                    x = np.concatenate([to_network(f) for f in padded[k:k + n]])
+                    chunk = stats[k:k + n]
+                    y, _, _ = runner(x, stats=None if chunk[0] is None else [np.concatenate(s) for s in zip(*chunk)])
                     cartoons.extend(from_network(yi) for yi in y)
             else:
-                for f, stats in zip(padded, per_frame):
+                for f, st in zip(padded, stats):
                     c, _ = run_tiled(runner, f, self.tile, engine.overlap, engine.stats_side,
-                                     batch_size=engine.batch_size, stats=stats)
+                                     batch_size=engine.batch_size, stats=st)
                     cartoons.append(c)
-        for f, c in zip(frames, cartoons):
-            out.append(apply_strength(f, np.ascontiguousarray(c[:h, :w]), self.strength))
-        if self.smoother is None:  # keep the cut count meaningful (summary) without using it
-            for i, f in enumerate(frames):
-                if self.detector(f):
-                    self.cuts.append(self.frames + i)
-        self.frames += len(frames)
+        out = []
+        for f, c, is_cut in zip(frames, cartoons, cut):
+            c = np.ascontiguousarray(c[:h, :w])
+            if self.blend is not None:
+                c = self.blend(f, c, is_cut)
+            out.append(apply_strength(f, c, self.strength))
         return out
 
 
@@ -401,7 +445,8 @@ def _rate(fps: float) -> Fraction:
 def cartoonize_video(engine: Cartoonizer, src: str | os.PathLike, dst: str | os.PathLike, *, strength: float = 1.0,
                      max_side: int | None = None, fps: float | None = None, start: float = 0.0,
                      duration: float | None = None, codec: str | None = None, crf: int | None = None,
-                     smoothing: float | None = DEFAULT_SMOOTHING, tile: int | None = None, lock=None,
+                     smoothing: float | None = DEFAULT_SMOOTHING, blend: float = DEFAULT_BLEND,
+                     tile: int | None = None, lock=None,
                      max_seconds: float | None = None, progress: Progress | None = None,
                      name: str | None = None) -> VideoResult:
     """Cartoonize the video `src` into `dst` (.mp4, .m4v, .mov, .mkv or .webm), written atomically.
@@ -409,7 +454,7 @@ def cartoonize_video(engine: Cartoonizer, src: str | os.PathLike, dst: str | os.
     max_side: downscale frames so the longer side is at most this. fps: resample to this constant rate (default:
     the input's timestamps, variable rates too). start / duration: the part to cartoonize, in seconds (audio is cut
     at the nearest packet). codec: h264 (default; vp9 for .webm), h265, vp9 or av1; crf: its quality (lower is
-    better; defaults in DEFAULT_CRF). smoothing: see FrameStylizer. max_seconds: refuse longer parts (the app's
+    better; defaults in DEFAULT_CRF). smoothing, blend: see FrameStylizer. max_seconds: refuse longer parts (the app's
     limit). progress(frames written, frames expected or None).  Raises VideoError (a CartoonError) with a message
     for the user; nothing is left at `dst` then.
     """
@@ -437,7 +482,7 @@ def cartoonize_video(engine: Cartoonizer, src: str | os.PathLike, dst: str | os.
                 round(window * info.fps) if info.fps else None)
         if duration is None and start == 0 and not out_rate and vstream.frames:
             expected = vstream.frames
-        stylizer = FrameStylizer(engine, strength, smoothing, tile=tile, lock=lock)
+        stylizer = FrameStylizer(engine, strength, smoothing, blend, tile=tile, lock=lock)
         with atomic_path(dst) as tmp:
             options = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {}
             with av.open(str(tmp), "w", format=fmt, options=options) as out:
@@ -763,3 +808,63 @@ class _Job:
     def _encode_audio(self, entry: dict, frame) -> None:
         for p in entry["out"].encode(frame):
             self.out.mux(p)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The command line's part (`python -m cartoon -i clip.mp4 -o clip_cartoon.mp4`)
+
+
+def add_video_arguments(parser) -> None:
+    g = parser.add_argument_group("video (inputs named .mp4, .mov, .mkv, .webm, .avi, ...)")
+    g.add_argument("--fps", type=float, default=None,
+                   help="resample to this constant frame rate (default: keep the input's timing, variable too)")
+    g.add_argument("--start", type=float, default=0.0, help="start at this time in seconds (default 0)")
+    g.add_argument("--duration", type=float, default=None, help="cartoonize this many seconds (default: to the end)")
+    g.add_argument("--codec", default=None, choices=tuple(CODECS),
+                   help="video codec (default h264; vp9 for .webm); the sound is copied as it is")
+    g.add_argument("--crf", type=int, default=None,
+                   help="quality: lower is better and larger (default "
+                        + ", ".join(f"{c} {q}" for c, q in DEFAULT_CRF.items()) + ")")
+    g.add_argument("--smooth", type=float, default=DEFAULT_SMOOTHING,
+                   help=f"time constant in seconds of the statistics' moving average against flicker (default "
+                        f"{DEFAULT_SMOOTHING:g}; 0: every frame on its own, like a photo)")
+    g.add_argument("--blend", type=float, default=DEFAULT_BLEND,
+                   help=f"weight of the previous output, warped along the motion, where the motion is tracked "
+                        f"(default {DEFAULT_BLEND:g}; 0: off)")
+
+
+def is_video(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_SUFFIXES
+
+
+def output_path(src: Path, out: Path, into_folder: bool) -> Path:
+    """Where a video goes: `out` itself when it is a video file name (one input), else `out/<stem><suffix>`, keeping
+    the input's container when we can write it, else .mp4."""
+    if not into_folder and out.suffix.lower() in CONTAINERS and not out.is_dir():
+        return out
+    suffix = src.suffix.lower() if src.suffix.lower() in CONTAINERS else ".mp4"
+    return out / f"{src.stem}{suffix}"
+
+
+def run_from_cli(engine: Cartoonizer, src: Path, dst: Path, args, lock=None) -> VideoResult:
+    """One video with the CLI's options and a progress bar in frames (with an ETA)."""
+    import sys
+
+    from tqdm import tqdm
+
+    smoothing = args.smooth if args.smooth and args.smooth > 0 else None
+    if args.smooth is not None and args.smooth < 0:
+        raise VideoError(f"--smooth must be at least 0, got {args.smooth:g}")
+    with tqdm(total=None, unit="frame", desc=src.name, leave=False, dynamic_ncols=True,
+              file=sys.stderr) as bar:
+        def progress(done: int, total: int | None) -> None:
+            if total and bar.total != max(total, done):
+                bar.total = max(total, done)
+            bar.update(done - bar.n)
+
+        result = cartoonize_video(engine, src, dst, strength=args.strength, max_side=args.max_side, fps=args.fps,
+                                  start=args.start, duration=args.duration, codec=args.codec, crf=args.crf,
+                                  smoothing=smoothing, blend=args.blend, tile=args.tile, lock=lock,
+                                  progress=progress)
+    tqdm.write(f"{dst}: {result.summary}", file=sys.stderr)
+    return result
