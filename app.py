@@ -15,6 +15,7 @@ Scripting it (`pip install gradio_client`):
         handle_file("photo.jpg"), "ghibli", "auto", 1.0, "photo", 1024, 512, "auto", api_name="/cartoonize")
     gallery, info = c.predict([handle_file("a.jpg"), handle_file("b.jpg")], "shinkai", "scene", 0.8, "photo",
                               1024, 512, "auto", api_name="/cartoonize_batch")
+    video, download, info = c.predict(handle_file("clip.mp4"), "ghibli", 1.0, 480, api_name="/cartoonize_video")
     c.predict(api_name="/styles")      # the styles this server can run
 """
 from __future__ import annotations
@@ -41,6 +42,7 @@ import numpy as np
 from PIL import Image
 
 from cartoon import CartoonError, RGBImage, load_image, save_image
+from cartoon import video as cvideo
 from cartoon.engine import check_strength
 from cartoon.registry import DEFAULT_STYLE, STYLES, WEIGHTS_DIR, Style
 from cartoon.studio import Studio, StudioResult, check_background, check_mode
@@ -60,6 +62,11 @@ MAX_UPLOAD = "40mb"
 MAX_BATCH = 16  # photos per batch request
 OUTPUT_TTL_S = 3600  # written PNGs older than this are removed
 GPU_DURATION_S = 120  # ZeroGPU: seconds of GPU one request may hold
+# Video: the longest part cartoonized per request (s). A 2-vCPU Space runs `lite` at 480p at about 1 frame/s, so 10 s
+# of video is minutes of work; CARTOON_VIDEO_MAX_SECONDS overrides both.
+VIDEO_MAX_SECONDS_CPU, VIDEO_MAX_SECONDS_GPU = 10, 60
+MIN_VIDEO_SIDE, MAX_VIDEO_SIDE = 64, 1920
+GPU_VIDEO_DURATION_S = 300
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -276,6 +283,48 @@ def cartoonize_batch(files: list[str] | None, style: str, mode: str, strength: f
     return gallery, summary
 
 
+def video_max_seconds() -> float:
+    """The app's length limit for one video: CARTOON_VIDEO_MAX_SECONDS, else one for CPU and one for GPU servers."""
+    import torch
+
+    env = os.environ.get("CARTOON_VIDEO_MAX_SECONDS")
+    if env:
+        return float(env)
+    return VIDEO_MAX_SECONDS_GPU if (spaces is not None or torch.cuda.is_available()) else VIDEO_MAX_SECONDS_CPU
+
+
+def _gpu_video(fn: Callable) -> Callable:
+    """ZeroGPU: as _gpu, for the longer video requests."""
+    return spaces.GPU(duration=GPU_VIDEO_DURATION_S)(fn) if spaces is not None else fn
+
+
+@_gpu_video
+@_user_errors
+def cartoonize_video(video: str | None, style: str, strength: float, max_side: float, progress=gr.Progress()):
+    """Cartoonize one video (scene mode, sound kept, no flicker; cartoon.video). Returns (the MP4, the MP4 again for
+    the download button, a line saying what was done)."""
+    if video is None:
+        raise UserError("Upload a video first (MP4, MOV, MKV, WebM, AVI...).")
+    try:
+        side = int(max_side)
+    except (TypeError, ValueError):
+        raise UserError("the longest side must be a number") from None
+    if not MIN_VIDEO_SIDE <= side <= MAX_VIDEO_SIDE:
+        raise UserError(f"the longest side must be between {MIN_VIDEO_SIDE} and {MAX_VIDEO_SIDE} px, got {side}")
+    st, _, _ = _check_options(style, "scene", strength, "photo", MIN_OUTPUT_SIDE, MIN_TILE, "auto")
+    engine, lock = studio().engine(st.name)
+    name = Path(video).name
+    report = _progress_fn(progress)
+    report(0.0, "Reading the video")
+    out = _new_output_dir() / f"{_stem(name, 'video')}_{st.name}.mp4"
+    result = cvideo.cartoonize_video(
+        engine, video, out, strength=float(strength), max_side=side, lock=lock, max_seconds=video_max_seconds(),
+        copy_audio=cvideo.BROWSER_AUDIO, name=name,
+        progress=lambda done, total: report(min(done / total, 1.0) if total else 0.0,
+                                            f"Frame {done}" + (f" of {total}" if total else "")))
+    return str(out), gr.DownloadButton(value=str(out), visible=True), f"{st.display_name} · {result.summary}"
+
+
 def styles() -> list[dict]:
     """The styles this server can run: name (what /cartoonize takes), display name, description, mode."""
     return [{"name": s.name, "display_name": s.display_name, "description": s.description, "mode": s.mode}
@@ -412,12 +461,31 @@ def build_demo(st: Studio | None = None, concurrency: int | None = None, max_que
                         batch_info = gr.Markdown(label="summary", elem_id="batch-info")
                         gallery = gr.Gallery(label="Cartoons (PNG)", format="png", columns=3, elem_id="gallery",
                                              buttons=["download", "download_all", "fullscreen"])
+                    with gr.Tab("Video", id="video"):
+                        gr.Markdown(f"Up to **{video_max_seconds():g} s** of video per request here (longer clips: "
+                                    "`python -m cartoon -i clip.mp4`). Scene mode with the style and strength on "
+                                    "the left; the sound is kept and the statistics are smoothed over time, so "
+                                    "the cartoon does not flicker.", elem_id="video-limit")
+                        with gr.Row():
+                            video_in = gr.Video(label="Video", sources=["upload"], elem_id="video", height=360)
+                            video_out = gr.Video(label="Cartoon (MP4)", interactive=False, elem_id="video-result",
+                                                 height=360)
+                        video_side = gr.Slider(MIN_VIDEO_SIDE, MAX_VIDEO_SIDE, value=480, step=16,
+                                               label="Longest side (px)", elem_id="video-side",
+                                               info="frames are downscaled to this first; larger is slower")
+                        run_video = gr.Button("Cartoonize video", variant="primary", interactive=ready,
+                                              elem_id="run-video")
+                        video_info = gr.Markdown(label="info", elem_id="video-info")
+                        video_download = gr.DownloadButton("Download MP4", visible=False, elem_id="video-download")
 
         options = [style, mode, strength, background, max_side, tile, device]
         style.change(_style_markdown, style, style_info, queue=False, api_visibility="private")
         run.click(cartoonize, [photo, *options], [result, compare, saliency, crops, download, info],
                   api_name="cartoonize", concurrency_limit=limit, concurrency_id="model")
         run_batch.click(cartoonize_batch, [files, *options], [gallery, batch_info], api_name="cartoonize_batch",
+                        concurrency_limit=limit, concurrency_id="model")
+        run_video.click(cartoonize_video, [video_in, style, strength, video_side],
+                        [video_out, video_download, video_info], api_name="cartoonize_video",
                         concurrency_limit=limit, concurrency_id="model")
         gr.api(styles, api_name="styles", queue=False)
     demo.queue(max_size=max(1, max_queue), default_concurrency_limit=limit)

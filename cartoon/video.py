@@ -56,6 +56,8 @@ CONTAINER_CODECS = {"mp4": ("h264", "h265", "av1", "vp9"), "mov": ("h264", "h265
                     "matroska": ("h264", "h265", "vp9", "av1"), "webm": ("vp9", "av1")}
 # Audio that the output container cannot hold is re-encoded to this.
 FALLBACK_AUDIO = {"mp4": "aac", "mov": "aac", "matroska": "libopus", "webm": "libopus"}
+# Audio codecs that browsers play from an .mp4 (the app re-encodes others to AAC).
+BROWSER_AUDIO = ("aac", "mp3", "opus")
 # Frames larger than 8K are refused before anything is decoded.
 MAX_VIDEO_SIDE = 8192
 MAX_VIDEO_PIXELS = 8192 * 4320
@@ -446,8 +448,8 @@ def cartoonize_video(engine: Cartoonizer, src: str | os.PathLike, dst: str | os.
                      max_side: int | None = None, fps: float | None = None, start: float = 0.0,
                      duration: float | None = None, codec: str | None = None, crf: int | None = None,
                      smoothing: float | None = DEFAULT_SMOOTHING, blend: float = DEFAULT_BLEND,
-                     tile: int | None = None, lock=None,
-                     max_seconds: float | None = None, progress: Progress | None = None,
+                     tile: int | None = None, lock=None, max_seconds: float | None = None,
+                     copy_audio: Iterable[str] | None = None, progress: Progress | None = None,
                      name: str | None = None) -> VideoResult:
     """Cartoonize the video `src` into `dst` (.mp4, .m4v, .mov, .mkv or .webm), written atomically.
 
@@ -455,7 +457,8 @@ def cartoonize_video(engine: Cartoonizer, src: str | os.PathLike, dst: str | os.
     the input's timestamps, variable rates too). start / duration: the part to cartoonize, in seconds (audio is cut
     at the nearest packet). codec: h264 (default; vp9 for .webm), h265, vp9 or av1; crf: its quality (lower is
     better; defaults in DEFAULT_CRF). smoothing, blend: see FrameStylizer. max_seconds: refuse longer parts (the app's
-    limit). progress(frames written, frames expected or None).  Raises VideoError (a CartoonError) with a message
+    limit). copy_audio: the audio codecs to copy (default: any the container can hold; the app passes what browsers
+    play), others are re-encoded. progress(frames written, frames expected or None).  Raises VideoError (a CartoonError) with a message
     for the user; nothing is left at `dst` then.
     """
     av = _av()
@@ -487,7 +490,7 @@ def cartoonize_video(engine: Cartoonizer, src: str | os.PathLike, dst: str | os.
             options = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {}
             with av.open(str(tmp), "w", format=fmt, options=options) as out:
                 job = _Job(av, container, vstream, out, fmt, codec, crf, stylizer, label, max_side, start, duration,
-                           out_rate, expected, progress)
+                           out_rate, expected, progress, None if copy_audio is None else set(copy_audio))
                 job.run()
     written = job.written
     w, h = job.size
@@ -503,12 +506,13 @@ class _Job:
     BATCH = 4  # frames decoded ahead of the generator (times the engine's batch size)
 
     def __init__(self, av, container, vstream, out, fmt, codec, crf, stylizer: FrameStylizer, label, max_side,
-                 start, duration, out_rate, expected, progress):
+                 start, duration, out_rate, expected, progress, copy_audio=None):
         self.av, self.container, self.vstream, self.out = av, container, vstream, out
         self.fmt, self.codec, self.crf, self.stylizer, self.label = fmt, codec, crf, stylizer, label
         self.max_side, self.start, self.out_rate, self.expected = max_side, float(start), out_rate, expected
         self.end = None if duration is None else self.start + float(duration)
         self.progress = progress or (lambda done, total: None)
+        self.copy_audio = copy_audio
         self.in_tb = vstream.time_base or Fraction(1, 90000)
         self.written = self.processed = 0
         self.size: tuple[int, int] = (0, 0)
@@ -544,8 +548,7 @@ class _Job:
                 continue
             name = s.codec_context.name
             entry: dict = {"in": s}
-            if name in supported and not (self.fmt == "mp4" and name.startswith("pcm_") and s.codec_context.channels
-                                          > 2):
+            if name in supported and (self.copy_audio is None or name in self.copy_audio):
                 entry["out"] = out.add_stream_from_template(s)
                 entry["copy"] = True
                 self.audio_log.append(f"{name} (copied)")
@@ -555,8 +558,9 @@ class _Job:
                 layout = s.layout.name if s.layout and s.codec_context.channels <= 2 else "stereo"
                 entry["out"] = out.add_stream(enc, rate=rate, layout=layout)
                 entry["copy"] = False
-                self.audio_log.append(f"{name} -> {enc.removeprefix('lib')} (the {self.fmt} container cannot hold "
-                                      f"{name})")
+                why = (f"the {self.fmt} container cannot hold {name}" if name not in supported
+                       else "for playing in browsers")
+                self.audio_log.append(f"{name} -> {enc.removeprefix('lib')} ({why})")
             lang = s.metadata.get("language")
             if lang:
                 entry["out"].metadata["language"] = lang

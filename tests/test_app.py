@@ -166,7 +166,7 @@ needs_facecrop = pytest.mark.skipif(FACECROP_MISSING is not None, reason=str(FAC
 
 def test_api_names_are_stable(client):
     api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert {"/cartoonize", "/cartoonize_batch", "/styles"} <= set(api)
+    assert {"/cartoonize", "/cartoonize_batch", "/cartoonize_video", "/styles"} <= set(api)
     params = [p["parameter_name"] for p in api["/cartoonize"]["parameters"]]
     assert params == ["photo", "style", "mode", "strength", "background", "max_side", "tile", "device"]
 
@@ -407,6 +407,82 @@ def test_app_without_any_weights_starts_and_explains(tmp_path):
     finally:
         s.stop()
     assert "Traceback" not in s.log_path.read_text()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Video (the "Video" tab, /cartoonize_video)
+
+
+def clip(path: Path, n: int, fps: int = 12, size=(64, 48), audio: bool = True) -> Path:
+    """A small real video: n frames of a pan across a photo-like image, with an AAC tone."""
+    import av
+
+    w, h = size
+    big = rgb(photo(path.with_suffix(".png"), w + n, h + n // 2 + 1, seed=7))
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=fps)
+        v.width, v.height, v.pix_fmt = w, h, "yuv420p"
+        a = c.add_stream("aac", rate=16000, layout="mono") if audio else None
+        for i in range(n):
+            f = av.VideoFrame.from_ndarray(np.ascontiguousarray(big[i // 2:i // 2 + h, i:i + w]), format="rgb24")
+            f.pts = i
+            for p in v.encode(f):
+                c.mux(p)
+        for p in v.encode():
+            c.mux(p)
+        if a is not None:
+            samples = int(16000 * n / fps)
+            for k in range(0, samples, 1024):
+                t = np.arange(k, min(k + 1024, samples)) / 16000
+                af = av.AudioFrame.from_ndarray((0.3 * np.sin(2 * np.pi * 440 * t))[None].astype(np.float32),
+                                                format="fltp", layout="mono")
+                af.sample_rate, af.pts = 16000, k
+                for p in a.encode(af):
+                    c.mux(p)
+            for p in a.encode():
+                c.mux(p)
+    return path
+
+
+def video_frames(path) -> list[np.ndarray]:
+    import av
+
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+
+def test_video_tab_cartoonizes_with_sound_like_the_library(client, engines, tmp_path):
+    import av
+    from cartoon.video import cartoonize_video
+
+    api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert [p["parameter_name"] for p in api["/cartoonize_video"]["parameters"]] == [
+        "video", "style", "strength", "max_side"]
+    src = clip(tmp_path / "walk.mp4", 10, size=(96, 64))
+    out, download, info = client.predict(handle_file(str(src)), "shinkai", 0.8, 64, api_name="/cartoonize_video")
+    out = out["video"] if isinstance(out, dict) else out
+    assert Path(out).name == "walk_shinkai.mp4" and Path(download["value"]).name == "walk_shinkai.mp4"
+    with av.open(out) as c:
+        assert [s.codec_context.name for s in c.streams] == ["h264", "aac"]  # plays in browsers, sound kept
+    got = video_frames(out)
+    ref = cartoonize_video(engines["shinkai"], src, tmp_path / "ref.mp4", strength=0.8, max_side=64)
+    expected = video_frames(tmp_path / "ref.mp4")
+    assert len(got) == len(expected) == ref.frames == 10 and got[0].shape == (42, 64, 3)
+    assert np.abs(np.stack(got).astype(int) - np.stack(expected)).mean() < 1.0  # the same cartoon
+    assert "10 frames" in info and "Shinkai" in info and "aac (copied)" in info
+
+
+def test_video_tab_limits_and_bad_uploads(client, tmp_path):
+    long = clip(tmp_path / "long.mp4", 2 * 11, fps=2, size=(32, 32), audio=False)  # 11 s: over the CPU limit
+    with pytest.raises(AppError, match=r"at most 10 s can be cartoonized here"):
+        client.predict(handle_file(str(long)), "ghibli", 1.0, 480, api_name="/cartoonize_video")
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("not a video")
+    with pytest.raises(AppError, match="not a video") as e:
+        client.predict(handle_file(str(bad)), "ghibli", 1.0, 480, api_name="/cartoonize_video")
+    assert "Traceback" not in str(e.value) and str(tmp_path) not in str(e.value)
+    with pytest.raises(AppError, match="Upload a video first"):
+        client.predict(None, "ghibli", 1.0, 480, api_name="/cartoonize_video")
 
 
 # ---------------------------------------------------------------------------------------------------------------
