@@ -62,7 +62,7 @@ MAX_UPLOAD = "40mb"
 MAX_BATCH = 16  # photos per batch request
 OUTPUT_TTL_S = 3600  # written PNGs older than this are removed
 GPU_DURATION_S = 120  # ZeroGPU: seconds of GPU one request may hold
-# Video: the longest part cartoonized per request (s). A 2-vCPU Space runs `lite` at 480p at about 1 frame/s, so 10 s
+# Video: the longest part cartoonized per request (s). Two CPU threads run `lite` at 480p at about 2 frames/s, so 10 s
 # of video is minutes of work; CARTOON_VIDEO_MAX_SECONDS overrides both.
 VIDEO_MAX_SECONDS_CPU, VIDEO_MAX_SECONDS_GPU = 10, 60
 MIN_VIDEO_SIDE, MAX_VIDEO_SIDE = 64, 1920

@@ -20,6 +20,8 @@ same ratio on 1/8-size frames: the colour pumping that per-frame statistics caus
 isolates the averaging), moving averages with time constants 0.5 s and 1 s, and the motion-compensated blend with
 the previous output (`cartoon.video.TemporalBlend`) without and with the smoothed statistics (the default).  With no trained style shipped,
 the default weights are weights/ghibli when present, else seeded random `lite` weights (a poor proxy: say which).
+"from per-frame" is how far a variant's frames are from the per-frame cartoons (mean absolute difference, 0..255):
+what the smoothing changes besides the flicker (a blend that smeared moving things would show up there).
 
 Peak RSS: a fresh `python -m cartoon` process on a 640x360 clip of `--long` frames (and on one a tenth as long),
 --max-side 160, its VmHWM at exit: bounded memory means both are about the same.
@@ -155,12 +157,14 @@ def bench_flicker(args) -> None:
     times = [i / FPS for i in range(len(frames))]
     print(f"flicker, {what}: {len(frames)} frames {w}x{h} at {FPS} fps, photos {names[args.photo].name} | "
           f"{names[args.photo + 1].name}, cut at frame {n}")
-    print("  mean|out[t]-out[t-1]| / mean|in[t]-in[t-1]| within shots (1 = as much change as the input)")
+    print("  mean|out[t]-out[t-1]| / mean|in[t]-in[t-1]| within shots (1 = as much change as the input); "
+          "'from per-frame': mean |out - per-frame cartoon| (0..255)")
 
     def small(fs):
         return [np.asarray(Image.fromarray(f).resize((w // 8, h // 8), Image.Resampling.BOX)) for f in fs]
 
     inputs_small = small(frames)
+    reference = None  # the per-frame cartoons: how far each variant moves away from them
     for label, smoothing, blend in (("per-frame statistics (photo path)", None, 0.0),
                                     ("own statistics, small copy", 0.0, 0.0),
                                     ("statistics smoothed, 0.5 s", 0.5, 0.0),
@@ -176,7 +180,10 @@ def bench_flicker(args) -> None:
         cuts = [c for c in st.cuts if c]
         r = flicker_ratio(frames, outs, cuts=[n])
         g = flicker_ratio(inputs_small, small(outs), cuts=[n])
-        print(f"  {label:38s} {r:.3f}   global {g:.3f}   (cuts found at {cuts}, {dt:.0f} s)", flush=True)
+        reference = outs if reference is None else reference
+        dev = np.mean([np.abs(o.astype(np.float32) - q).mean() for o, q in zip(outs, reference)])
+        print(f"  {label:38s} {r:.3f}   global {g:.3f}   from per-frame {dev:5.2f}   (cuts found at {cuts}, "
+              f"{dt:.0f} s)", flush=True)
 
 
 def bench_rss(args) -> None:
