@@ -41,6 +41,7 @@ def write_clip(path: Path, frames: list[np.ndarray], *, fps: int = FPS, audio: s
     """A real video file: `frames` (H, W, 3) uint8, optional explicit timestamps, and a 440 Hz tone as long as
     the video in codec `audio`."""
     with av.open(str(path), "w") as c:
+        c.metadata["title"] = "a walk"
         v = c.add_stream(codec, rate=fps)
         v.height, v.width = frames[0].shape[:2]
         v.pix_fmt = "yuv420p" if codec != "png" else "rgb24"
@@ -129,6 +130,8 @@ def test_sound_copied_packet_for_packet_and_timestamps_kept(clip, engine, tmp_pa
     assert len(frames) == 12 and frames[0].shape == (H, W, 3)
     assert [p * tb for p in pts] == [p * src_tb for p in src_pts]
     assert packets(out, "audio") == packets(clip, "audio")  # copied as they are, not re-encoded
+    with av.open(str(out)) as c:
+        assert c.metadata.get("title") == "a walk"
     assert seen[-1] == (12, 12) and [d for d, _ in seen] == sorted(d for d, _ in seen)
     # a cartoon, not the photo: the random generator changes the frames a lot
     assert np.abs(frames[5].astype(float) - src_frames[5]).mean() > 20
@@ -189,11 +192,25 @@ def test_audio_the_container_cannot_hold_is_reencoded(big_photo, engine, tmp_pat
         assert sum(f.samples for f in c.decode(audio=0)) > 0.2 * 48000
 
 
-def test_a_video_without_audio(big_photo, engine, tmp_path):
-    src = write_clip(tmp_path / "silent.mp4", [scene(big_photo, i) for i in range(4)], audio=None)
+def test_a_video_without_audio_odd_sized_and_not_yuv(big_photo, engine, tmp_path):
+    src = write_clip(tmp_path / "silent.mov", [scene(big_photo, i, 65, 49) for i in range(4)], audio=None,
+                     codec="png")
     r = cartoonize_video(engine, src, tmp_path / "out.mkv")
     assert r.audio == [] and "no sound" in r.summary
-    assert packets(tmp_path / "out.mkv", "audio") == [] and len(decode(tmp_path / "out.mkv")[0]) == 4
+    frames, _, _ = decode(tmp_path / "out.mkv")
+    assert packets(tmp_path / "out.mkv", "audio") == [] and len(frames) == 4
+    assert frames[0].shape == (48, 64, 3)  # yuv420p needs even sides: the odd last row and column are cut
+
+
+def test_frames_in_batches_get_their_own_statistics(engine, big_photo):
+    import copy
+
+    frames = noisy_pan(big_photo, 8)
+    one, _ = stylize(engine, frames, 0.5, blend=0.7)
+    batched = copy.copy(engine)
+    batched.batch_size = 4  # as on a GPU: four frames per forward pass, each with its own smoothed statistics
+    four, _ = stylize(batched, frames, 0.5, blend=0.7)
+    assert max(np.abs(a.astype(int) - b).max() for a, b in zip(one, four)) <= 2
 
 
 def test_interrupted_run_leaves_nothing(clip, engine, tmp_path):
