@@ -3,7 +3,6 @@ generator through the Python API and the CLI; the outputs are decoded back and c
 from __future__ import annotations
 
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -13,12 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 av = pytest.importorskip("av")
 
-from cartoon import Cartoonizer, Generator  # noqa: E402
+from cartoon import Cartoonizer  # noqa: E402
 from cartoon.video import (  # noqa: E402
     CutDetector, FrameStylizer, StatsSmoother, VideoError, cartoonize_video, flicker_ratio, probe,
 )
