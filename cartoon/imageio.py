@@ -45,6 +45,17 @@ class RGBImage:
         return Image.fromarray(np.dstack([self.rgb, self.alpha]), "RGBA")
 
 
+def file_problem(path: Path, what: str) -> str | None:
+    """Why `path` cannot be read as `what` ("an image", "a video") before decoding it, or None."""
+    if not path.exists():
+        return "no such file"
+    if path.is_dir():
+        return f"is a folder, not {what}"
+    if path.stat().st_size == 0:
+        return "empty file"
+    return None
+
+
 def load_image(src: ImageInput | RGBImage, max_pixels: int = MAX_PIXELS, name: str | None = None) -> RGBImage:
     """Decode `src` (a path, encoded bytes, a PIL image or a numpy array) into an `RGBImage`.
 
@@ -66,12 +77,9 @@ def load_image(src: ImageInput | RGBImage, max_pixels: int = MAX_PIXELS, name: s
     if isinstance(src, (str, os.PathLike)):
         path = Path(src)
         label = name or str(path)
-        if not path.exists():
-            raise ImageError(f"{label}: no such file")
-        if path.is_dir():
-            raise ImageError(f"{label}: is a folder, not an image")
-        if path.stat().st_size == 0:
-            raise ImageError(f"{label}: empty file")
+        problem = file_problem(path, "an image")
+        if problem:
+            raise ImageError(f"{label}: {problem}")
         with open(path, "rb") as f:
             return _open_and_decode(f, label, max_pixels)
     raise ImageError(f"cannot read an image from a {type(src).__name__}; give a path, bytes, a PIL image or an array")

@@ -40,7 +40,7 @@ import numpy as np
 
 from .engine import Cartoonizer, check_strength
 from .errors import CartoonError
-from .imageio import MIN_SIDE, atomic_path
+from .imageio import MIN_SIDE, atomic_path, file_problem
 from .strength import apply_strength
 from .tiling import from_network, pad_to_multiple, run_tiled, stats_copy, to_network
 
@@ -298,12 +298,9 @@ class VideoInfo:
 def _open(path: Path, label: str):
     """Open `path` for reading: (container, video stream). VideoError with a message for anything unusable."""
     av = _av()
-    if not path.exists():
-        raise VideoError(f"{label}: no such file")
-    if path.is_dir():
-        raise VideoError(f"{label}: is a folder, not a video")
-    if path.stat().st_size == 0:
-        raise VideoError(f"{label}: empty file")
+    problem = file_problem(path, "a video")
+    if problem:
+        raise VideoError(f"{label}: {problem}")
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except av.FFmpegError as e:
@@ -477,7 +474,6 @@ def cartoonize_video(engine: Cartoonizer, src: str | os.PathLike, dst: str | os.
             length = "of unknown length" if window is None else f"{window:.1f} s long"
             raise VideoError(f"{label}: the video is {length}; at most {max_seconds:g} s can be cartoonized here "
                              "(choose a shorter part)")
-        in_tb = vstream.time_base
         out_rate = _rate(fps) if fps else None
         expected = None
         if window is not None:
@@ -536,7 +532,7 @@ class _Job:
     # ---- setup ------------------------------------------------------------------------------------------------
 
     def _setup_audio(self) -> None:
-        av, out = self.av, self.out
+        out = self.out
         supported = out.supported_codecs
         for s in self.container.streams:
             if s is self.vstream:

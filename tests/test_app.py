@@ -27,6 +27,8 @@ gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
+from conftest import write_clip  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 APP = REPO / "app.py"
 STYLES = ("ghibli", "shinkai", "portrait")
@@ -415,33 +417,10 @@ def test_app_without_any_weights_starts_and_explains(tmp_path):
 
 def clip(path: Path, n: int, fps: int = 12, size=(64, 48), audio: bool = True) -> Path:
     """A small real video: n frames of a pan across a photo-like image, with an AAC tone."""
-    import av
-
     w, h = size
     big = rgb(photo(path.with_suffix(".png"), w + n, h + n // 2 + 1, seed=7))
-    with av.open(str(path), "w") as c:
-        v = c.add_stream("libx264", rate=fps)
-        v.width, v.height, v.pix_fmt = w, h, "yuv420p"
-        a = c.add_stream("aac", rate=16000, layout="mono") if audio else None
-        for i in range(n):
-            f = av.VideoFrame.from_ndarray(np.ascontiguousarray(big[i // 2:i // 2 + h, i:i + w]), format="rgb24")
-            f.pts = i
-            for p in v.encode(f):
-                c.mux(p)
-        for p in v.encode():
-            c.mux(p)
-        if a is not None:
-            samples = int(16000 * n / fps)
-            for k in range(0, samples, 1024):
-                t = np.arange(k, min(k + 1024, samples)) / 16000
-                af = av.AudioFrame.from_ndarray((0.3 * np.sin(2 * np.pi * 440 * t))[None].astype(np.float32),
-                                                format="fltp", layout="mono")
-                af.sample_rate, af.pts = 16000, k
-                for p in a.encode(af):
-                    c.mux(p)
-            for p in a.encode():
-                c.mux(p)
-    return path
+    frames = [np.ascontiguousarray(big[i // 2:i // 2 + h, i:i + w]) for i in range(n)]
+    return write_clip(path, frames, fps=fps, audio="aac" if audio else None)
 
 
 def video_frames(path) -> list[np.ndarray]:

@@ -20,7 +20,7 @@ from cartoon import Cartoonizer  # noqa: E402
 from cartoon.video import (  # noqa: E402
     CutDetector, FrameStylizer, StatsSmoother, VideoError, cartoonize_video, flicker_ratio, probe,
 )
-from conftest import REPO  # noqa: E402
+from conftest import REPO, write_clip  # noqa: E402
 
 # Small clips on a shared CPU: one thread avoids OpenMP waits on descheduled siblings.
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -31,46 +31,6 @@ W, H, FPS = 64, 48, 24
 def scene(astronaut: np.ndarray, i: int, w: int = W, h: int = H) -> np.ndarray:
     """Frame i of a slow pan across the photo."""
     return np.ascontiguousarray(astronaut[10 + i // 2:10 + i // 2 + h, 8 + i:8 + i + w])
-
-
-def write_clip(path: Path, frames: list[np.ndarray], *, fps: int = FPS, audio: str | None = "aac",
-               rotation: int = 0, pts: list[int] | None = None, time_base: Fraction | None = None,
-               codec: str = "libx264") -> Path:
-    """A real video file: `frames` (H, W, 3) uint8, optional explicit timestamps, and a 440 Hz tone as long as
-    the video in codec `audio`."""
-    with av.open(str(path), "w") as c:
-        c.metadata["title"] = "a walk"
-        v = c.add_stream(codec, rate=fps)
-        v.height, v.width = frames[0].shape[:2]
-        v.pix_fmt = "yuv420p" if codec != "png" else "rgb24"
-        if time_base is not None:
-            v.codec_context.time_base = time_base
-        if rotation:
-            v.set_display_rotation(rotation)
-        a = c.add_stream(audio, rate=16000, layout="mono") if audio else None
-        for i, f in enumerate(frames):
-            vf = av.VideoFrame.from_ndarray(f, format="rgb24")
-            vf.pts = pts[i] if pts is not None else i
-            for p in v.encode(vf):
-                c.mux(p)
-        for p in v.encode():
-            c.mux(p)
-        if a is not None:
-            seconds = (pts[-1] * time_base + Fraction(1, fps)) if pts else Fraction(len(frames), fps)
-            n = int(16000 * seconds)
-            tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(n) / 16000)
-            fmt = a.codec_context.format.name
-            size = a.codec_context.frame_size or 1024
-            for k in range(0, n, size):
-                chunk = tone[None, k:k + size]
-                chunk = (chunk * 32767).astype(np.int16) if fmt == "s16" else chunk.astype(np.float32)
-                af = av.AudioFrame.from_ndarray(chunk, format=fmt, layout="mono")
-                af.sample_rate, af.pts = 16000, k
-                for p in a.encode(af):
-                    c.mux(p)
-            for p in a.encode():
-                c.mux(p)
-    return path
 
 
 def decode(path: Path) -> tuple[list[np.ndarray], list[int], Fraction]:

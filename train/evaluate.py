@@ -22,10 +22,10 @@ import torch
 
 from cartoon.errors import CartoonError
 from cartoon.imageio import atomic_path, save_image
-from cartoon.tiling import from_network, to_network
+from cartoon.tiling import to_network
 
 from .config import ConfigError, DataConfig, load_config
-from .data import list_images, load_center_crops, make_splits
+from .data import center_crop, list_images, load_center_crops, make_splits, prepare_image
 from .metrics import contact_sheet, kid, ssim_gray
 
 
@@ -41,12 +41,11 @@ def evaluate(weights: str, photos: list[Path], cartoons: list[Path], size: int =
     from cartoon.engine import Cartoonizer
     from .fid import FIDEvaluator, frechet_distance
 
-    data = DataConfig(short_side=size, size=size)
-    inputs = load_center_crops(photos, data)
-    refs = load_center_crops(cartoons, data)
+    in_rgb = np.stack([center_crop(prepare_image(p, size, size), size) for p in photos])
+    refs = load_center_crops(cartoons, DataConfig(short_side=size, size=size))
     engine = Cartoonizer(weights, device=device)
-    in_rgb = np.stack([np.round(from_network(x)).astype(np.uint8) for x in inputs.numpy()])
     out_rgb = np.stack([engine(rgb).image.rgb for rgb in in_rgb])
+    inputs = torch.from_numpy(np.concatenate([to_network(x) for x in in_rgb]))
     outputs = torch.from_numpy(np.concatenate([to_network(o) for o in out_rgb]))
     fid = FIDEvaluator(engine.device, batch_size=16)
     f_ref = fid.features(refs.split(16))

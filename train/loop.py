@@ -125,6 +125,8 @@ class Trainer:
         self.fid = None
         self.fid_reference: np.ndarray | None = None
         self.kid_photos: tuple[float, float] | None = None  # the validation photos' own KID: the do-nothing baseline
+        d = cfg.data  # validation images: whole images (centre crops of log.eval_size), not training crops
+        self.eval_data = dataclasses.replace(d, size=cfg.log.eval_size or d.short_side or d.size)
 
     # ---- setup -------------------------------------------------------------------------------------------
 
@@ -318,26 +320,25 @@ class Trainer:
 
         s, cfg = self.splits, self.cfg
         if self.val_photos is None:
-            eval_data = dataclasses.replace(cfg.data, size=cfg.log.eval_size or cfg.data.short_side or cfg.data.size)
-            self.val_photos = load_center_crops(s.val_photos or s.photos[:cfg.log.samples], eval_data)
-            self.eval_data = eval_data
-        samples = self.val_photos[:cfg.log.samples]
-        y, sal = self._generate(samples)
-        rows = [np.concatenate([from_network(im) for im in t.numpy()], axis=1) for t in (samples, y, sal.expand(-1, 3, -1, -1) * 2 - 1)]
+            self.val_photos = load_center_crops(s.val_photos or s.photos[:cfg.log.samples], self.eval_data)
+        bs, n = max(8, cfg.train.batch_size), cfg.log.samples
+        photos = self.val_photos if cfg.log.fid else self.val_photos[:n]  # the metrics need them all, the grid n
+        generated = [self._generate(b) for b in photos.split(bs)]
+        outputs, saliency = torch.cat([y for y, _ in generated]), torch.cat([m for _, m in generated])
+        rows = [np.concatenate([from_network(im) for im in t.numpy()], axis=1)
+                for t in (self.val_photos[:n], outputs[:n], saliency[:n].expand(-1, 3, -1, -1) * 2 - 1)]
         grid = np.clip(np.concatenate(rows, axis=0), 0, 255).astype(np.uint8)
         writer.add_image("samples", grid, self.step, dataformats="HWC")
         save_image(Image.fromarray(grid), self.run_dir / "samples" / f"step-{self.step:09d}.png")
         if not cfg.log.fid:
             return None
         from .fid import FIDEvaluator, frechet_distance
-        bs = max(8, cfg.train.batch_size)
         if self.fid is None:
             self.fid = FIDEvaluator(self.device, batch_size=bs)
             refs = load_center_crops(s.val_cartoons, self.eval_data)
             key = {"files": file_digests(s.val_cartoons), "size": self.eval_data.size, "short_side": cfg.data.short_side}
             self.fid_reference = self.fid.reference_features(refs, Path(cfg.data.cache_dir), key)
             self.kid_photos = kid(self.fid.features(self.val_photos.split(bs)), self.fid_reference)
-        outputs = torch.cat([self._generate(b)[0] for b in self.val_photos.split(bs)])
         feats = self.fid.features(outputs.split(bs))
         ssim = float(np.mean([ssim_gray(from_network(a), from_network(b))
                               for a, b in zip(self.val_photos.numpy(), outputs.numpy())]))
