@@ -32,7 +32,7 @@ from train.loop import Trainer  # noqa: E402
 # name: (overrides, what it changes); "cpu-*" variants start from train/configs/ghibli-cpu.yaml, the others from
 # the paper recipe in train/configs/ghibli.yaml
 VARIANTS = {
-    "cpu": ([], "the CPU recipe: lite-res, 128 crops, D width 16, DiffAugment, Gram + colour, auto precision"),
+    "cpu": ([], "the CPU recipe: lite-res, 128 crops, D width 16, DiffAugment, Gram + colour + TV, auto precision"),
     "cpu-fp32": (["train.precision=fp32"], "the CPU recipe in fp32"),
     "cpu-d32": (["model.d_channels=32"], "the CPU recipe with CartoonGAN's D width 32"),
     "cpu-wide": (["model.generator=wide-res"], "the CPU recipe with the 2x wider residual generator"),
