@@ -49,9 +49,9 @@ STYLES: dict[str, Style] = {
         Style("ghibli", "Ghibli (Hayao)", "Studio Ghibli scenery: soft painted skies, clean outlines, warm flat colour.",
               mode="scene", config="lite-res", folder="ghibli"),
         Style("shinkai", "Shinkai", "Makoto Shinkai scenery: saturated blue skies, bright light, crisp detail.",
-              mode="scene", config="lite", folder="shinkai"),
+              mode="scene", config="lite-res", folder="shinkai"),
         Style("portrait", "Portrait", "photo2cartoon-like portraits: aligned faces on white, smooth skin, big eyes.",
-              mode="portrait", config="lite", folder="portrait"),
+              mode="portrait", config="lite-res", folder="portrait"),
     )
 }
 DEFAULT_STYLE = "ghibli"

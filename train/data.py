@@ -27,6 +27,7 @@ from .cache import MapCache, file_digest, read_png
 from .config import ConfigError, DataConfig
 from .edges import smooth_edges
 from .saliency_ref import saliency_reference
+from .targets import TARGET_VERSION, LabStats, flat_target
 
 # Bump when a map's algorithm changes: the cache keys include it.
 EDGE_VERSION = 1
@@ -146,18 +147,50 @@ def saliency_cache(cfg: DataConfig) -> MapCache:
     return MapCache(cfg.cache_dir, "saliency", params, fn)
 
 
+def _flat_target(path: Path, short_side, size, photo_stats, cartoon_stats) -> np.ndarray:
+    return flat_target(prepare_image(path, short_side, size), photo_stats, cartoon_stats)
+
+
+def lab_stats(paths: list[Path], cfg: DataConfig, count: int = 200) -> LabStats:
+    """Colour statistics of up to `count` evenly spaced images of `paths`, as the training crops see them."""
+    step = max(1, len(paths) // count)
+    return LabStats.of([prepare_image(p, cfg.short_side, cfg.size) for p in paths[::step][:count]])
+
+
+def target_cache(cfg: DataConfig, photo_stats: LabStats, cartoon_stats: LabStats) -> MapCache:
+    """data.target=flat: each photo's flattened, outlined, recoloured copy (train/targets.py)."""
+    params = dict(version=TARGET_VERSION, **_prep_key(cfg), photo_stats=dataclasses.asdict(photo_stats),
+                  cartoon_stats=dataclasses.asdict(cartoon_stats))
+    fn = functools.partial(_flat_target, short_side=cfg.short_side, size=cfg.size, photo_stats=photo_stats,
+                           cartoon_stats=cartoon_stats)
+    return MapCache(cfg.cache_dir, "targets", params, fn)
+
+
+def paired_files(photos: list[Path], cartoons: list[Path], pattern: str | None) -> list[Path]:
+    """data.target=paired: for each photo, the cartoon of the same split key (data.val_group's first group, else the
+    file stem), e.g. A_00042.jpg -> B_00042.jpg."""
+    by_key = {split_group(c.name, pattern): c for c in cartoons}
+    missing = [p.name for p in photos if split_group(p.name, pattern) not in by_key]
+    if missing:
+        raise ConfigError(f"data.target=paired: no cartoon shares the key of {len(missing)} photo(s), e.g. {missing[0]} "
+                          "(keys come from data.val_group's first group, or the file name)")
+    return [by_key[split_group(p.name, pattern)] for p in photos]
+
+
 def _chw(rgb: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(to_network(np.ascontiguousarray(rgb))[0])
 
 
 class UnpairedDataset(Dataset):
-    """Item `epoch * len + i`: photo i (with its saliency reference) and a cartoon drawn for (epoch, i) (with its
-    edge-smoothed copy), each pair cropped and flipped alike."""
+    """Item `epoch * len + i`: photo i (with its saliency reference, and its target when `targets` is given) and a
+    cartoon drawn for (epoch, i) (with its edge-smoothed copy), each group cropped and flipped alike.  Targets are
+    images (`targets_are_maps=False`: paired cartoons, decoded like the photos) or cached maps."""
 
     def __init__(self, cfg: DataConfig, photos: list[Path], saliency: list[Path], cartoons: list[Path],
-                 smoothed: list[Path], seed: int):
+                 smoothed: list[Path], seed: int, targets: list[Path] | None = None, targets_are_maps: bool = True):
         self.cfg, self.seed = cfg, seed
         self.photos, self.saliency, self.cartoons, self.smoothed = photos, saliency, cartoons, smoothed
+        self.targets, self.targets_are_maps = targets, targets_are_maps
 
     def __len__(self) -> int:
         return len(self.photos)
@@ -184,15 +217,22 @@ class UnpairedDataset(Dataset):
     def __getitem__(self, key: int) -> dict[str, torch.Tensor]:
         epoch, i = divmod(int(key), len(self.photos))
         rng = np.random.default_rng([self.seed, epoch, i])
-        photo, sal = self._crop_flip(rng, self._load(self.photos[i]), read_png(self.saliency[i]))
+        photo_images = [self._load(self.photos[i]), read_png(self.saliency[i])]
+        if self.targets is not None:
+            t = self.targets[i]
+            photo_images.append(read_png(t) if self.targets_are_maps else self._load(t))
+        photo, sal, *target = self._crop_flip(rng, *photo_images)
         j = int(rng.integers(len(self.cartoons)))
         cartoon, smooth = self._crop_flip(rng, self._load(self.cartoons[j]), read_png(self.smoothed[j]))
-        return {
+        item = {
             "photo": _chw(photo),
             "saliency": torch.from_numpy(np.ascontiguousarray(sal, np.float32) / 255.0)[None],
             "cartoon": _chw(cartoon),
             "smoothed": _chw(smooth),
         }
+        if target:
+            item["target"] = _chw(target[0])
+        return item
 
 
 class EpochSampler(DistributedSampler):

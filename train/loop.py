@@ -32,8 +32,8 @@ from . import losses as L
 from .augment import diff_augment, parse_policy
 from .checkpoint import checkpoint_path, list_checkpoints, load_latest, prune_checkpoints, save_checkpoint
 from .config import Config, ConfigError, dump_config
-from .data import (EpochSampler, UnpairedDataset, edge_cache, file_digests, load_center_crops, make_splits,
-                   saliency_cache, steps_per_epoch)
+from .data import (EpochSampler, UnpairedDataset, edge_cache, file_digests, lab_stats, load_center_crops, make_splits,
+                   paired_files, saliency_cache, steps_per_epoch, target_cache)
 from .discriminator import Discriminator
 from .export import copy_export, model_card
 
@@ -126,7 +126,8 @@ class Trainer:
         self.fid_reference: np.ndarray | None = None
         self.kid_photos: tuple[float, float] | None = None  # the validation photos' own KID: the do-nothing baseline
         d = cfg.data  # validation images: whole images (centre crops of log.eval_size), not training crops
-        self.eval_data = dataclasses.replace(d, size=cfg.log.eval_size or d.short_side or d.size)
+        size = cfg.log.eval_size or d.short_side or d.size
+        self.eval_data = dataclasses.replace(d, size=size, short_side=max(d.short_side, size) if d.short_side else None)
 
     # ---- setup -------------------------------------------------------------------------------------------
 
@@ -136,21 +137,27 @@ class Trainer:
         workers = cfg.data.num_workers if cfg.data.num_workers is not None else default_workers(self.device, d)
         cache_workers = max(1, (os.cpu_count() or 1) // d.local_world_size)
         photo_digests, cartoon_digests = file_digests(s.photos), file_digests(s.cartoons)
-        sal_cache, edge_cache_ = saliency_cache(cfg.data), edge_cache(cfg.data)
+        caches = [(saliency_cache(cfg.data), s.photos, photo_digests), (edge_cache(cfg.data), s.cartoons, cartoon_digests)]
+        if cfg.data.target == "flat":
+            caches.append((target_cache(cfg.data, lab_stats(s.photos, cfg.data), lab_stats(s.cartoons, cfg.data)),
+                           s.photos, photo_digests))
 
-        def build(rank: int, world: int) -> tuple[list[Path], list[Path]]:
+        def build(rank: int, world: int) -> list[list[Path]]:
             from cartoon.errors import ImageError
             try:
-                return (sal_cache.build(s.photos, photo_digests, cache_workers, rank, world, self.progress),
-                        edge_cache_.build(s.cartoons, cartoon_digests, cache_workers, rank, world, self.progress))
+                return [c.build(files, digests, cache_workers, rank, world, self.progress) for c, files, digests in caches]
             except ImageError as e:
                 raise ConfigError(f"training data: {e}") from None
 
         build(d.rank, d.world_size)  # this rank's share
         if d.world_size > 1:
             dist.barrier()
-        sal_paths, edge_paths = build(0, 1)  # whatever is still missing (a node-local cache folder)
-        self.dataset = UnpairedDataset(cfg.data, s.photos, sal_paths, s.cartoons, edge_paths, cfg.train.seed)
+        sal_paths, edge_paths, *target_paths = build(0, 1)  # whatever is still missing (a node-local cache folder)
+        targets = target_paths[0] if target_paths else None
+        if cfg.data.target == "paired":
+            targets = paired_files(s.photos, s.cartoons, cfg.data.val_group)
+        self.dataset = UnpairedDataset(cfg.data, s.photos, sal_paths, s.cartoons, edge_paths, cfg.train.seed, targets,
+                                       targets_are_maps=cfg.data.target == "flat")
         self.sampler = EpochSampler(self.dataset, d.world_size, d.rank, cfg.train.seed)
         self.loader = DataLoader(self.dataset, cfg.train.batch_size, sampler=self.sampler, num_workers=workers,
                                  pin_memory=self.device.type == "cuda", drop_last=True,
@@ -236,6 +243,7 @@ class Trainer:
         photo, cartoon, smoothed = (batch[k].to(dev, non_blocking=True).contiguous(memory_format=mf)
                                     for k in ("photo", "cartoon", "smoothed"))
         sal_ref = batch["saliency"].to(dev, non_blocking=True)
+        target = batch["target"].to(dev, non_blocking=True).contiguous(memory_format=mf) if "target" in batch else None
         logs = {}
         init = self.step < self.init_steps
         with self._autocast():
@@ -256,14 +264,15 @@ class Trainer:
         w_con = self.content_weight(self.step)
         with self._autocast():
             fake_features = self.vgg_run(fake) if cfg.content_scale == 1 else None
-            content = L.content_loss(self.vgg_run, fake, photo, cfg.content_scale, fake_features)
+            content = (L.content_loss(self.vgg_run, fake, photo, cfg.content_scale, fake_features) if w_con > 0
+                       else torch.zeros((), device=dev))
             saliency = L.saliency_loss(sal, sal_ref)
             total = w_con * content + cfg.w_sali * saliency
             if not init:
                 adv = L.lsgan_real(self.d_frozen(self._augment(fake)))
                 total = total + cfg.w_adv * adv
                 logs["loss/g_adv"] = adv.detach()
-            images = L.StepImages(fake, photo, cartoon, self.vgg_run, fake_features, self.face)
+            images = L.StepImages(fake, photo, cartoon, self.vgg_run, fake_features, self.face, target)
             for term in L.OPTIONAL_TERMS:
                 weight = getattr(cfg, term.weight_key)
                 if weight > 0 and (term.in_init or not init):

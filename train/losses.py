@@ -144,6 +144,7 @@ class StepImages:
     vgg: nn.Module
     fake_features: Optional[torch.Tensor] = None  # vgg(fake), shared with the content loss
     face: Optional[nn.Module] = None  # the face-ID network, built only when its weight is on
+    target: Optional[torch.Tensor] = None  # the photo's target (data.target), when there is one
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,4 +162,8 @@ OPTIONAL_TERMS: tuple[GeneratorTerm, ...] = (
     GeneratorTerm("color", "w_color", "YUV colour to the photo (AnimeGAN)", lambda t: color_loss(t.fake, t.photo),
                   in_init=True),
     GeneratorTerm("tv", "w_tv", "total variation", lambda t: tv_loss(t.fake)),
+    GeneratorTerm("target_pixel", "w_target_pixel", "pixel L1 to the target (data.target)",
+                  lambda t: F.l1_loss(t.fake.float(), t.target.float()), in_init=True),
+    GeneratorTerm("target_vgg", "w_target_vgg", "VGG feature L1 to the target (data.target)",
+                  lambda t: content_loss(t.vgg, t.fake, t.target, fake_features=t.fake_features), in_init=True),
 )
