@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "train" / "configs"
 
 
-@pytest.mark.parametrize("name", ["ghibli", "shinkai", "portrait", "tiny"])
+@pytest.mark.parametrize("name", ["ghibli", "shinkai", "tiny"])
 def test_shipped_configs_load(name):
     cfg = load_config(CONFIGS / f"{name}.yaml")
     assert cfg.name == name
@@ -21,16 +21,33 @@ def test_shipped_configs_load(name):
     assert (cfg.loss.w_ori, cfg.loss.decay, cfg.loss.w_sali) == (0.25, 0.96, 1.0)
     assert (cfg.optim.lr_g, cfg.optim.beta1, cfg.optim.beta2) == (2e-4, 0.5, 0.999)
     assert cfg.loss.w_gram == cfg.loss.w_color == cfg.loss.w_tv == 0.0
-    assert (cfg.loss.w_face > 0) == (name == "portrait")
+    assert cfg.loss.w_face == 0
     if name != "tiny":
         assert cfg.train.init_epochs == 10
+
+
+def test_portrait_trains_paired_with_the_face_id_loss():
+    cfg = load_config(CONFIGS / "portrait.yaml")
+    assert cfg.name == cfg.style == "portrait" and cfg.generator_config == STYLES["portrait"].config
+    assert cfg.data.target == "paired" and cfg.loss.w_target_pixel > 0 and cfg.loss.w_target_vgg > 0
+    assert cfg.loss.w_face > 0 and Path(cfg.loss.face_id_weights).name == "mobilefacenet_casia.safetensors"
+    assert get_config(cfg.generator_config).residual and cfg.train.init_epochs == 0
 
 
 def test_cpu_recipe_starts_at_the_identity_and_skips_the_init_phase():
     cfg = load_config(CONFIGS / "ghibli-cpu.yaml")
     assert get_config(cfg.generator_config).residual and cfg.train.init_epochs == 0
     assert cfg.data.size == 128 and cfg.log.eval_size == 256 and cfg.log.ssim_floor == 0.7
-    assert cfg.model.diffaug and cfg.loss.w_gram > 0 and cfg.train.budget_minutes <= 120
+    assert cfg.model.diffaug and cfg.data.target == "flat" and cfg.loss.w_target_pixel > 0
+    assert cfg.train.budget_minutes <= 120
+
+
+@pytest.mark.parametrize("style", ["ghibli", "shinkai"])
+def test_cpu_recipes_differ_only_in_style_and_data(style):
+    cfg = load_config(CONFIGS / f"{style}-cpu.yaml")
+    ghibli = load_config(CONFIGS / "ghibli-cpu.yaml")
+    assert cfg.style == style and cfg.generator_config == STYLES[style].config
+    assert (cfg.loss, cfg.optim, cfg.train, cfg.model) == (ghibli.loss, ghibli.optim, ghibli.train, ghibli.model)
 
 
 def test_overrides_dotted_and_short_with_type_coercion():
