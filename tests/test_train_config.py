@@ -115,3 +115,18 @@ def test_shipped_configs_find_their_data_and_split_it(name, monkeypatch):
         assert not groups(train) & groups(val)
     if name == "portrait":  # photo N and its rendering N share a split
         assert {f.name[1:] for f in s.val_photos} == {f.name[1:] for f in s.val_cartoons}
+
+
+def test_a_config_names_a_base_and_only_what_differs(tmp_path):
+    (tmp_path / "base.yaml").write_text("name: base-run\ndata:\n  photos: p\n  cartoons: c\n  size: 96\n  short_side: 192\n"
+                                      "optim:\n  lr_g: 1.0e-3\n")
+    (tmp_path / "child.yaml").write_text("base: base.yaml\ndata:\n  size: 64\n")
+    cfg = load_config(tmp_path / "child.yaml", ["optim.lr_g=3e-4"])
+    assert cfg.name == "child"  # never inherited
+    assert (cfg.data.size, cfg.data.short_side, cfg.optim.lr_g) == (64, 192, 3e-4)
+    (tmp_path / "base.yaml").write_text("base: child.yaml\n")
+    with pytest.raises(ConfigError, match="includes this file again"):
+        load_config(tmp_path / "child.yaml")
+    (tmp_path / "child.yaml").write_text("base: missing.yaml\n")
+    with pytest.raises(ConfigError, match="missing.yaml: no such config file"):
+        load_config(tmp_path / "child.yaml")

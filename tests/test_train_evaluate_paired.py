@@ -11,7 +11,8 @@ from PIL import Image, ImageFilter
 
 from cartoon.network import Generator
 from cartoon.weights import save_pretrained
-from train.evaluate import PerceptualDistance, _network, main
+from train.data import network_batch
+from train.evaluate import PerceptualDistance, main
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 KEYS = ("00000", "00001", "00005", "00006", "00007", "00009")
@@ -82,8 +83,8 @@ def test_perceptual_distance_is_zero_for_the_same_image_and_grows_with_blur():
     im = Image.fromarray(face)
     barely = np.clip(face.astype(np.int16) + 2, 0, 255).astype(np.uint8)
     blurred = np.asarray(im.filter(ImageFilter.GaussianBlur(2)))
-    ref = _network(np.stack([face] * 3))
-    (d,) = PerceptualDistance().to_reference(ref, _network(np.stack([face, barely, blurred])), batch=2)
+    ref = network_batch(np.stack([face] * 3))
+    (d,) = PerceptualDistance().to_reference(ref, network_batch(np.stack([face, barely, blurred])), batch=2)
     assert d[0] == 0 and 0 < d[1] < 0.05 and d[2] > 10 * d[1]
 
 

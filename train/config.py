@@ -281,25 +281,42 @@ def parse_override(text: str) -> tuple[str, object]:
     return key.strip(), value
 
 
+def _read_config_file(path: Path, including: tuple[Path, ...] = ()) -> dict:
+    """The file's keys, flattened and checked, over those of its `base:` file (a path relative to it), if any: a
+    recipe for another style names its base and only what differs.  The name is never inherited."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file (the shipped ones are in train/configs/)")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of config keys at the top level")
+    base = raw.pop("base", None)
+    flat: dict = {}
+    if base is not None:
+        base_path = (path.parent / str(base)).resolve()
+        if base_path in including + (path.resolve(),):
+            raise ConfigError(f"{path}: base {base!r} includes this file again")
+        flat = _read_config_file(base_path, including + (path.resolve(),))
+        flat.pop("name", None)
+    for key, value in _flatten(raw).items():
+        if key not in LEAVES:
+            _resolve_key(key)  # raises with a suggestion
+            raise ConfigError(f"{path}: {key!r} must be written under its section ({_resolve_key(key)})")
+        flat[key] = value
+    return flat
+
+
 def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> Config:
-    """Defaults <- YAML file <- `key=value` overrides, validated."""
+    """Defaults <- YAML file (over its `base:` file, if it names one) <- `key=value` overrides, validated."""
     cfg = Config()
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: no such config file (the shipped ones are in train/configs/)")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML ({e})") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: expected a mapping of config keys at the top level")
-        if "name" not in raw:
+        values = _read_config_file(path)
+        if "name" not in values:
             cfg.name = path.stem
-        for key, value in _flatten(raw).items():
-            if key not in LEAVES:
-                _resolve_key(key)  # raises with a suggestion
-                raise ConfigError(f"{path}: {key!r} must be written under its section ({_resolve_key(key)})")
+        for key, value in values.items():
             _set(cfg, key, value)
     for text in overrides:
         _set(cfg, *parse_override(text))

@@ -271,10 +271,19 @@ def center_crop(rgb: np.ndarray, size: int) -> np.ndarray:
     return rgb[y:y + size, x:x + size]
 
 
+def center_crops(paths: list[Path], cfg: DataConfig) -> np.ndarray:
+    """(N, size, size, 3) uint8: the validation images decoded, resized and centre-cropped."""
+    return np.stack([center_crop(prepare_image(p, cfg.short_side, cfg.size), cfg.size) for p in paths])
+
+
+def network_batch(rgb: np.ndarray) -> torch.Tensor:
+    """(N, H, W, 3) uint8 -> (N, 3, H, W) in [-1, 1]."""
+    return torch.from_numpy(np.concatenate([to_network(x) for x in rgb]))
+
+
 def load_center_crops(paths: list[Path], cfg: DataConfig) -> torch.Tensor:
     """(N, 3, size, size) in [-1, 1]: the validation images as the generator and FID see them."""
-    crops = [center_crop(prepare_image(p, cfg.short_side, cfg.size), cfg.size) for p in paths]
-    return torch.from_numpy(np.concatenate([to_network(c) for c in crops]))
+    return network_batch(center_crops(paths, cfg))
 
 
 def file_digests(paths: list[Path]) -> list[str]:

@@ -31,25 +31,19 @@ import torch.nn.functional as F
 
 from cartoon.errors import CartoonError
 from cartoon.imageio import atomic_path, save_image
-from cartoon.tiling import to_network
 
 from .config import ConfigError, DataConfig, load_config
-from .data import center_crop, list_images, load_center_crops, make_splits, paired_files, prepare_image
+from .data import center_crops, list_images, make_splits, network_batch, paired_files
 from .metrics import contact_sheet, kid, ssim_gray
 
 # LPIPS's five VGG stages (relu1_2 .. relu5_3 of VGG16), taken at the last conv of each VGG19 block.
 PERCEPTUAL_LAYERS = ("block1_conv2", "block2_conv2", "block3_conv4", "block4_conv4", "block5_conv4")
 
 
-def photo_files(folder: str | None, split_config: str | None) -> list[Path]:
+def image_files(folder: str | None, split_config: str | None, side: str) -> list[Path]:
+    """The images of `folder`, or the validation `side` ("photos" or "cartoons") of a training config's split."""
     if split_config:
-        return make_splits(load_config(split_config).data).val_photos
-    return list_images(folder)
-
-
-def cartoon_files(folder: str | None, split_config: str | None) -> list[Path]:
-    if split_config:
-        return make_splits(load_config(split_config).data).val_cartoons
+        return getattr(make_splits(load_config(split_config).data), f"val_{side}")
     return list_images(folder)
 
 
@@ -90,17 +84,13 @@ class PerceptualDistance:
         return [torch.cat(d).numpy().astype(np.float64) for d in out]
 
 
-def _network(rgb: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.concatenate([to_network(x) for x in rgb]))
-
-
 def paired_numbers(in_rgb: np.ndarray, out_rgb: np.ndarray, pair_rgb: np.ndarray, device, identity: bool) -> dict:
     """Output and photo (the do-nothing baseline) against each photo's own cartoon: pixel L1 (0..1), the perceptual
     distance, and (with `identity`) the face descriptors' agreement with the photo."""
     def l1(a):
         return float(np.mean(np.abs(a.astype(np.float32) - pair_rgb.astype(np.float32))) / 255.0)
 
-    d_out, d_in = PerceptualDistance(device).to_reference(_network(pair_rgb), _network(out_rgb), _network(in_rgb))
+    d_out, d_in = PerceptualDistance(device).to_reference(network_batch(pair_rgb), network_batch(out_rgb), network_batch(in_rgb))
     numbers = {"n_pairs": len(pair_rgb), "l1_output": l1(out_rgb), "l1_photos": l1(in_rgb),
                "perceptual_output": float(d_out.mean()), "perceptual_photos": float(d_in.mean())}
     if identity:
@@ -122,17 +112,15 @@ def evaluate(weights: str, photos: list[Path], cartoons: list[Path], size: int =
     from cartoon.engine import Cartoonizer
     from .fid import FIDEvaluator, frechet_distance
 
-    def crops(files):
-        return np.stack([center_crop(prepare_image(p, size, size), size) for p in files])
-
-    in_rgb = crops(photos)
-    refs = load_center_crops(cartoons, DataConfig(short_side=size, size=size))
+    crop = DataConfig(short_side=size, size=size)
+    in_rgb = center_crops(photos, crop)
+    ref_rgb = center_crops(cartoons, crop)
     engine = Cartoonizer(weights, device=device)
     out_rgb = np.stack([engine(rgb).image.rgb for rgb in in_rgb])
     fid = FIDEvaluator(engine.device, batch_size=16)
-    f_ref = fid.features(refs.split(16))
-    f_in = fid.features(_network(in_rgb).split(16))
-    f_out = fid.features(_network(out_rgb).split(16))
+    f_ref = fid.features(network_batch(ref_rgb).split(16))
+    f_in = fid.features(network_batch(in_rgb).split(16))
+    f_out = fid.features(network_batch(out_rgb).split(16))
     k_out = kid(f_out, f_ref, subsets, subset_size)
     k_in = kid(f_in, f_ref, subsets, subset_size)
     ssim = [ssim_gray(a, b) for a, b in zip(in_rgb, out_rgb)]
@@ -146,7 +134,8 @@ def evaluate(weights: str, photos: list[Path], cartoons: list[Path], size: int =
     }
     if paired is None:
         return numbers, list(zip(in_rgb, out_rgb))
-    pair_rgb = crops(paired)
+    index = {path: i for i, path in enumerate(cartoons)}  # the paired cartoons are among the references
+    pair_rgb = ref_rgb[[index[path] for path in paired]]
     numbers.update(paired_numbers(in_rgb, out_rgb, pair_rgb, engine.device, identity))
     return numbers, list(zip(in_rgb, out_rgb, pair_rgb))
 
@@ -208,8 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", default=None, help="also write the numbers as JSON here")
     args = p.parse_args(argv)
     try:
-        photos = photo_files(args.photos, args.photos_split)
-        cartoons = cartoon_files(args.cartoons, args.cartoons_split)
+        photos = image_files(args.photos, args.photos_split, "photos")
+        cartoons = image_files(args.cartoons, args.cartoons_split, "cartoons")
         if len(photos) < 2 or len(cartoons) < 2:
             raise ConfigError("need at least two photos and two cartoons")
         paired = None
