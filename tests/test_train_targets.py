@@ -7,7 +7,7 @@ from train.cache import file_digest, read_png
 from train.config import Config, ConfigError, DataConfig, LossConfig
 from train.data import (UnpairedDataset, edge_cache, lab_stats, paired_files, prepare_image, saliency_cache,
                         target_cache)
-from train.targets import LabStats, flat_target, outlines, smooth, transfer_colour
+from train.targets import LabStats, flat_target, outlines, smooth, style_target, transfer_colour
 
 
 def _photo(seed=0, size=64):
@@ -57,6 +57,20 @@ def test_flat_target_is_darker_on_outlines():
     assert target[lines].mean() < 0.7 * target[~lines].mean()
 
 
+def test_colour_target_recolours_without_smoothing():
+    img = _photo(3)
+    src = LabStats.of([img])
+    blue = LabStats(src.mean[:2] + (src.mean[2] - 15,), src.std)  # -b*: bluer
+    target = style_target(img, "colour", src, blue)
+    assert np.array_equal(target, transfer_colour(img, src, blue))
+    assert LabStats.of([target]).mean[2] == pytest.approx(src.mean[2] - 15, abs=2)
+    inside = (slice(40, 60), slice(4, 20))
+    assert target[inside].std(axis=(0, 1)).mean() > 0.8 * img[inside].std(axis=(0, 1)).mean()  # texture kept
+    assert not np.array_equal(style_target(img, "flat", src, blue), target)
+    with pytest.raises(ValueError, match="no target of kind"):
+        style_target(img, "sketch", src, blue)
+
+
 def _write(folder, name, rgb):
     folder.mkdir(parents=True, exist_ok=True)
     Image.fromarray(rgb).save(folder / name)
@@ -79,7 +93,19 @@ def test_target_weights_need_a_target():
         Config(data=DataConfig(photos="p", cartoons="c", target="sketch")).validate()
 
 
-@pytest.mark.parametrize("kind", ["flat", "paired"])
+def test_flat_and_colour_targets_have_their_own_cache_entries(tmp_path):
+    photos = [_write(tmp_path / "p", f"A_{i}.png", _photo(i, 32)) for i in range(2)]
+    digests = [file_digest(p) for p in photos]
+    built = {}
+    for kind in ("flat", "colour"):
+        cfg = DataConfig(photos=str(tmp_path / "p"), cartoons="c", size=32, cache_dir=str(tmp_path / "cache"), target=kind)
+        stats = lab_stats(photos, cfg)
+        built[kind] = [read_png(t) for t in target_cache(cfg, stats, stats).build(photos, digests, progress=False)]
+    assert not np.array_equal(built["flat"][0], built["colour"][0])
+    assert np.abs(built["colour"][0].astype(int) - prepare_image(photos[0], None, 32)).mean() < 1  # same stats: the photo
+
+
+@pytest.mark.parametrize("kind", ["flat", "colour", "paired"])
 def test_dataset_crops_the_target_with_its_photo(tmp_path, kind):
     photos = [_write(tmp_path / "p", f"A_{i}.png", _photo(i, 40)) for i in range(3)]
     cartoons = [_write(tmp_path / "c", f"B_{i}.png", _photo(i + 5, 40)) for i in range(3)]
@@ -88,14 +114,15 @@ def test_dataset_crops_the_target_with_its_photo(tmp_path, kind):
     digests = [file_digest(p) for p in photos]
     sal = saliency_cache(cfg).build(photos, digests, progress=False)
     edges = edge_cache(cfg).build(cartoons, [file_digest(c) for c in cartoons], progress=False)
-    if kind == "flat":
-        cache = target_cache(cfg, lab_stats(photos, cfg), lab_stats(cartoons, cfg))
-        targets = cache.build(photos, digests, progress=False)
+    if kind != "paired":
+        stats = lab_stats(photos, cfg), lab_stats(cartoons, cfg)
+        targets = target_cache(cfg, *stats).build(photos, digests, progress=False)
         full = [read_png(t) for t in targets]
+        assert np.array_equal(full[0], style_target(prepare_image(photos[0], None, 24), kind, *stats))
     else:
         targets = paired_files(photos, cartoons, cfg.val_group)
         full = [prepare_image(t, None, 24) for t in targets]
-    ds = UnpairedDataset(cfg, photos, sal, cartoons, edges, seed=0, targets=targets, targets_are_maps=kind == "flat")
+    ds = UnpairedDataset(cfg, photos, sal, cartoons, edges, seed=0, targets=targets, targets_are_maps=kind != "paired")
     for key in range(6):
         item = ds[key]
         i = key % 3

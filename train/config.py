@@ -37,7 +37,7 @@ class DataConfig:
     split_seed: int = 0
     num_workers: typing.Optional[int] = None  # dataloader workers per process; None: chosen from the cores
     cache_dir: str = ".cache/train"
-    target: str = ""  # what the loss.w_target_* terms compare the output with: "" none | paired | flat (train/targets.py)
+    target: str = ""  # what the loss.w_target_* terms compare the output with: "" none | paired | flat | colour (train/targets.py)
     canny_low: int = 100
     canny_high: int = 200
     edge_kernel: int = 5  # dilation and Gaussian kernel size of the edge smoothing
@@ -168,10 +168,10 @@ class Config:
             problems.append("log.ssim_floor: must be in [0, 1]")
         if not 0 < self.loss.content_scale <= 1:
             problems.append("loss.content_scale: must be in (0, 1]")
-        if d.target not in ("", "paired", "flat"):
-            problems.append(f"data.target: {d.target!r} is not one of '' (none), paired, flat")
+        if d.target not in ("", "paired", "flat", "colour"):
+            problems.append(f"data.target: {d.target!r} is not one of '' (none), paired, flat, colour")
         if (self.loss.w_target_pixel > 0 or self.loss.w_target_vgg > 0) and not d.target:
-            problems.append("loss.w_target_pixel / w_target_vgg: need data.target (paired or flat)")
+            problems.append("loss.w_target_pixel / w_target_vgg: need data.target (paired, flat or colour)")
         if len(self.loss.face_box) != 4:
             problems.append("loss.face_box: four fractions [top, bottom, left, right]")
         for key in ("log_every", "ckpt_every", "eval_every", "keep_ckpt"):

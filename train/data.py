@@ -27,7 +27,7 @@ from .cache import MapCache, file_digest, read_png
 from .config import ConfigError, DataConfig
 from .edges import smooth_edges
 from .saliency_ref import saliency_reference
-from .targets import TARGET_VERSION, LabStats, flat_target
+from .targets import TARGET_VERSION, LabStats, style_target
 
 # Bump when a map's algorithm changes: the cache keys include it.
 EDGE_VERSION = 1
@@ -147,8 +147,8 @@ def saliency_cache(cfg: DataConfig) -> MapCache:
     return MapCache(cfg.cache_dir, "saliency", params, fn)
 
 
-def _flat_target(path: Path, short_side, size, photo_stats, cartoon_stats) -> np.ndarray:
-    return flat_target(prepare_image(path, short_side, size), photo_stats, cartoon_stats)
+def _style_target(path: Path, kind, short_side, size, photo_stats, cartoon_stats) -> np.ndarray:
+    return style_target(prepare_image(path, short_side, size), kind, photo_stats, cartoon_stats)
 
 
 def lab_stats(paths: list[Path], cfg: DataConfig, count: int = 200) -> LabStats:
@@ -158,10 +158,12 @@ def lab_stats(paths: list[Path], cfg: DataConfig, count: int = 200) -> LabStats:
 
 
 def target_cache(cfg: DataConfig, photo_stats: LabStats, cartoon_stats: LabStats) -> MapCache:
-    """data.target=flat: each photo's flattened, outlined, recoloured copy (train/targets.py)."""
+    """data.target=flat or colour: each photo's classical cartoon (train/targets.py style_target)."""
     params = dict(version=TARGET_VERSION, **_prep_key(cfg), photo_stats=dataclasses.asdict(photo_stats),
                   cartoon_stats=dataclasses.asdict(cartoon_stats))
-    fn = functools.partial(_flat_target, short_side=cfg.short_side, size=cfg.size, photo_stats=photo_stats,
+    if cfg.target != "flat":  # the flat targets' key (and cache) stays what it was
+        params["kind"] = cfg.target
+    fn = functools.partial(_style_target, kind=cfg.target, short_side=cfg.short_side, size=cfg.size, photo_stats=photo_stats,
                            cartoon_stats=cartoon_stats)
     return MapCache(cfg.cache_dir, "targets", params, fn)
 

@@ -138,7 +138,7 @@ class Trainer:
         cache_workers = max(1, (os.cpu_count() or 1) // d.local_world_size)
         photo_digests, cartoon_digests = file_digests(s.photos), file_digests(s.cartoons)
         caches = [(saliency_cache(cfg.data), s.photos, photo_digests), (edge_cache(cfg.data), s.cartoons, cartoon_digests)]
-        if cfg.data.target == "flat":
+        if cfg.data.target in ("flat", "colour"):
             caches.append((target_cache(cfg.data, lab_stats(s.photos, cfg.data), lab_stats(s.cartoons, cfg.data)),
                            s.photos, photo_digests))
 
@@ -157,7 +157,7 @@ class Trainer:
         if cfg.data.target == "paired":
             targets = paired_files(s.photos, s.cartoons, cfg.data.val_group)
         self.dataset = UnpairedDataset(cfg.data, s.photos, sal_paths, s.cartoons, edge_paths, cfg.train.seed, targets,
-                                       targets_are_maps=cfg.data.target == "flat")
+                                       targets_are_maps=cfg.data.target != "paired")
         self.sampler = EpochSampler(self.dataset, d.world_size, d.rank, cfg.train.seed)
         self.loader = DataLoader(self.dataset, cfg.train.batch_size, sampler=self.sampler, num_workers=workers,
                                  pin_memory=self.device.type == "cuda", drop_last=True,
