@@ -17,6 +17,7 @@ from cartoon.network import CONFIGS as GENERATOR_CONFIGS
 from cartoon.registry import STYLES
 
 from .augment import parse_policy
+from .targets import STYLE_TARGETS
 
 
 class ConfigError(ValueError):
@@ -168,10 +169,11 @@ class Config:
             problems.append("log.ssim_floor: must be in [0, 1]")
         if not 0 < self.loss.content_scale <= 1:
             problems.append("loss.content_scale: must be in (0, 1]")
-        if d.target not in ("", "paired", "flat", "colour"):
-            problems.append(f"data.target: {d.target!r} is not one of '' (none), paired, flat, colour")
+        kinds = ("paired", *STYLE_TARGETS)
+        if d.target not in ("", *kinds):
+            problems.append(f"data.target: {d.target!r} is not one of '' (none), {', '.join(kinds)}")
         if (self.loss.w_target_pixel > 0 or self.loss.w_target_vgg > 0) and not d.target:
-            problems.append("loss.w_target_pixel / w_target_vgg: need data.target (paired, flat or colour)")
+            problems.append(f"loss.w_target_pixel / w_target_vgg: need data.target (one of {', '.join(kinds)})")
         if len(self.loss.face_box) != 4:
             problems.append("loss.face_box: four fractions [top, bottom, left, right]")
         for key in ("log_every", "ckpt_every", "eval_every", "keep_ckpt"):

@@ -158,7 +158,7 @@ def lab_stats(paths: list[Path], cfg: DataConfig, count: int = 200) -> LabStats:
 
 
 def target_cache(cfg: DataConfig, photo_stats: LabStats, cartoon_stats: LabStats) -> MapCache:
-    """data.target=flat or colour: each photo's classical cartoon (train/targets.py style_target)."""
+    """data.target in STYLE_TARGETS (flat, colour): each photo's classical cartoon (train/targets.py)."""
     params = dict(version=TARGET_VERSION, **_prep_key(cfg), photo_stats=dataclasses.asdict(photo_stats),
                   cartoon_stats=dataclasses.asdict(cartoon_stats))
     if cfg.target != "flat":  # the flat targets' key (and cache) stays what it was

@@ -36,6 +36,7 @@ from .data import (EpochSampler, UnpairedDataset, edge_cache, file_digests, lab_
                    paired_files, saliency_cache, steps_per_epoch, target_cache)
 from .discriminator import Discriminator
 from .export import copy_export, model_card
+from .targets import STYLE_TARGETS
 
 
 @dataclasses.dataclass
@@ -138,7 +139,7 @@ class Trainer:
         cache_workers = max(1, (os.cpu_count() or 1) // d.local_world_size)
         photo_digests, cartoon_digests = file_digests(s.photos), file_digests(s.cartoons)
         caches = [(saliency_cache(cfg.data), s.photos, photo_digests), (edge_cache(cfg.data), s.cartoons, cartoon_digests)]
-        if cfg.data.target in ("flat", "colour"):
+        if cfg.data.target in STYLE_TARGETS:
             caches.append((target_cache(cfg.data, lab_stats(s.photos, cfg.data), lab_stats(s.cartoons, cfg.data)),
                            s.photos, photo_digests))
 

@@ -67,12 +67,14 @@ def flat_target(rgb: np.ndarray, photo_stats: LabStats, cartoon_stats: LabStats,
     return transfer_colour(np.clip(np.round(drawn), 0, 255).astype(np.uint8), photo_stats, cartoon_stats)
 
 
+# data.target kinds computed from the photo alone (cached maps), each (rgb, photo_stats, cartoon_stats) -> rgb.
+# "colour" recolours only: for styles of crisp detail such as Shinkai's, where smoothing moves the photos away from
+# the frames (KID on the Shinkai validation split: the flat target 1.03x the photos' own, the recoloured photo 0.96x).
+STYLE_TARGETS = {"flat": flat_target, "colour": transfer_colour}
+
+
 def style_target(rgb: np.ndarray, kind: str, photo_stats: LabStats, cartoon_stats: LabStats) -> np.ndarray:
-    """data.target `kind`: "flat" (smoothed, outlined, recoloured) or "colour" (recoloured only: for styles of
-    crisp detail such as Shinkai's, where smoothing moves the photos away from the frames: scored with KID on the
-    Shinkai validation split, the flat target is 1.03x the photos' own KID, the recoloured photo 0.96x)."""
-    if kind == "flat":
-        return flat_target(rgb, photo_stats, cartoon_stats)
-    if kind == "colour":
-        return transfer_colour(rgb, photo_stats, cartoon_stats)
-    raise ValueError(f"no target of kind {kind!r}")
+    """The training target of one photo for data.target `kind` (a key of STYLE_TARGETS)."""
+    if kind not in STYLE_TARGETS:
+        raise ValueError(f"no target of kind {kind!r}")
+    return STYLE_TARGETS[kind](rgb, photo_stats, cartoon_stats)
