@@ -85,7 +85,8 @@ class Server:
             time.sleep(0.5)
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:  # stop() closes it; the failure message still wants the log
+            self._log.flush()
         return self.log_path.read_text(errors="replace")[-5000:]
 
     def stop(self) -> None:
