@@ -18,7 +18,7 @@ class Style:
     display_name: str
     description: str
     mode: str  # "scene" or "portrait": the kind of input it was trained on
-    config: str  # named generator config it is trained with ("paper" or "lite"); the weights' config.json rules
+    config: str  # generator config it is trained with (cartoon/network.py); the weights' config.json rules
     folder: str | None = None  # under WEIGHTS_DIR
     hub_repo: str | None = None  # Hugging Face Hub repo id, used when the local folder has no weights
     hub_filename: str = WEIGHTS_NAME
@@ -47,9 +47,9 @@ STYLES: dict[str, Style] = {
     s.name: s
     for s in (
         Style("ghibli", "Ghibli (Hayao)", "Studio Ghibli scenery: soft painted skies, clean outlines, warm flat colour.",
-              mode="scene", config="lite-res", folder="ghibli"),
+              mode="scene", config="wide-res", folder="ghibli"),
         Style("shinkai", "Shinkai", "Makoto Shinkai scenery: saturated blue skies, bright light, crisp detail.",
-              mode="scene", config="lite-res", folder="shinkai"),
+              mode="scene", config="wide-res", folder="shinkai"),
         Style("portrait", "Portrait", "photo2cartoon-like portraits: aligned faces on white, smooth skin, big eyes.",
               mode="portrait", config="lite-res", folder="portrait"),
     )
