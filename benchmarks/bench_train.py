@@ -32,11 +32,11 @@ from train.loop import Trainer  # noqa: E402
 # name: (overrides, what it changes); "cpu-*" variants start from train/configs/ghibli-cpu.yaml, the others from
 # the paper recipe in train/configs/ghibli.yaml
 VARIANTS = {
-    "cpu": ([], "the CPU recipe: lite-res, 128 crops, D width 16, DiffAugment, Gram + colour + TV, auto precision"),
+    "cpu": ([], "the CPU recipe: wide-res, 128 crops, D width 16, DiffAugment, flat target, auto precision"),
     "cpu-fp32": (["train.precision=fp32"], "the CPU recipe in fp32"),
     "cpu-d32": (["model.d_channels=32"], "the CPU recipe with CartoonGAN's D width 32"),
-    "cpu-wide": (["model.generator=wide-res"], "the CPU recipe with the 2x wider residual generator"),
-    "cpu-vgg3": (["loss.content_layer=block3_conv4"], "the CPU recipe with content (and Gram) on conv3_4"),
+    "cpu-lite": (["model.generator=lite-res"], "the CPU recipe with the half-width residual generator"),
+    "cpu-vgg3": (["loss.content_layer=block3_conv4"], "the CPU recipe with the target's VGG term on conv3_4"),
     "lite-256": (["model.generator=lite"], "paper recipe, lite generator"),
     "paper-256": (["model.generator=paper"], "paper recipe, paper generator"),
     "lite-256-bf16": (["train.precision=bf16"], "bf16 autocast"),

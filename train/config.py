@@ -38,7 +38,8 @@ class DataConfig:
     split_seed: int = 0
     num_workers: typing.Optional[int] = None  # dataloader workers per process; None: chosen from the cores
     cache_dir: str = ".cache/train"
-    target: str = ""  # what the loss.w_target_* terms compare the output with: "" none | paired | flat | colour | painted (train/targets.py)
+    # what the loss.w_target_* terms compare the output with: "" none | paired | a key of train.targets.STYLE_TARGETS
+    target: str = ""
     canny_low: int = 100
     canny_high: int = 200
     edge_kernel: int = 5  # dilation and Gaussian kernel size of the edge smoothing

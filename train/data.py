@@ -158,13 +158,13 @@ def lab_stats(paths: list[Path], cfg: DataConfig, count: int = 200) -> LabStats:
 
 
 def target_cache(cfg: DataConfig, photo_stats: LabStats, cartoon_stats: LabStats) -> MapCache:
-    """data.target in STYLE_TARGETS (flat, colour): each photo's classical cartoon (train/targets.py)."""
+    """data.target a key of train.targets.STYLE_TARGETS: each photo's classical cartoon, cached."""
     params = dict(version=TARGET_VERSION, **_prep_key(cfg), photo_stats=dataclasses.asdict(photo_stats),
                   cartoon_stats=dataclasses.asdict(cartoon_stats))
     if cfg.target != "flat":  # the flat targets' key (and cache) stays what it was
         params["kind"] = cfg.target
-    fn = functools.partial(_style_target, kind=cfg.target, short_side=cfg.short_side, size=cfg.size, photo_stats=photo_stats,
-                           cartoon_stats=cartoon_stats)
+    fn = functools.partial(_style_target, kind=cfg.target, short_side=cfg.short_side, size=cfg.size,
+                           photo_stats=photo_stats, cartoon_stats=cartoon_stats)
     return MapCache(cfg.cache_dir, "targets", params, fn)
 
 
