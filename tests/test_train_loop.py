@@ -132,6 +132,58 @@ def test_resume_continues_exactly(folders, tmp_path):
     assert not torch.equal(first["discriminator.net.0.weight"], b["discriminator.net.0.weight"])
 
 
+def test_feature_discriminator_learns_checkpoints_and_resumes_exactly(folders, tmp_path):
+    """loss.w_adv_vgg: a D on VGG features learns to tell the cartoons from the outputs (G frozen: D's loss falls),
+    with loss.w_adv=0 the pixel D is skipped; its weights and Adam state resume bit-exactly, and resuming the run
+    without it is refused."""
+    cfg = load_config(None, _overrides(folders, tmp_path / "fixed", "train.init_epochs=0", "loss.w_adv=0",
+                                       "loss.w_adv_vgg=1", "model.feature_d_channels=8", "optim.lr_g=0",
+                                       "optim.lr_s=0", "optim.lr_d=2e-3", "train.batch_size=4"))
+    trainer = Trainer(cfg, progress=False)
+    trainer.sampler.set_position(0)
+    batch = next(iter(trainer.loader))
+    logs = [trainer.train_step(batch) for _ in range(30)]
+    assert "loss/d" not in logs[0] and "loss/g_adv" not in logs[0]
+    d = [float(x["loss/d_vgg"]) for x in logs]
+    g = [float(x["loss/g_adv_vgg"]) for x in logs]
+    # D ends near real -> 1, fake -> 0, so G's term (fake - 1)^2 is near 1
+    assert np.mean(d[-3:]) < 0.2 * np.mean(d[:3]) and np.mean(g[-3:]) > 0.7, (d, g)
+
+    common = ("train.init_epochs=0", "loss.w_adv_vgg=1", "model.feature_d_channels=8", "log.ckpt_every=2",
+              "log.eval_every=100")
+    train(load_config(None, _overrides(folders, tmp_path / "a", *common, "train.max_steps=4")), progress=False)
+    train(load_config(None, _overrides(folders, tmp_path / "b", *common, "train.max_steps=2")), progress=False)
+    train(load_config(None, _overrides(folders, tmp_path / "b", *common, "train.max_steps=4")), resume=True,
+          progress=False)
+    a = _state(tmp_path / "a" / "checkpoints" / "ckpt-000000004.safetensors")
+    b = _state(tmp_path / "b" / "checkpoints" / "ckpt-000000004.safetensors")
+    assert any(k.startswith("feature_discriminator.") for k in a) and any(k.startswith("optim.df.") for k in a)
+    assert a.keys() == b.keys() and [k for k in a if not torch.equal(a[k], b[k])] == []
+    with pytest.raises(ValueError, match="VGG-feature discriminator"):
+        Trainer(load_config(None, _overrides(folders, tmp_path / "b", "train.init_epochs=0", "train.max_steps=6")),
+                resume=True, progress=False)
+
+
+def test_init_weights_starts_the_generator_and_its_ema_from_a_weights_folder(folders, tmp_path):
+    from cartoon.network import Generator, get_config
+    from cartoon.weights import save_pretrained
+
+    torch.manual_seed(7)
+    start = Generator(get_config("lite"))
+    save_pretrained(start, tmp_path / "start")
+    trainer = Trainer(load_config(None, _overrides(folders, tmp_path / "run", f"train.init_weights={tmp_path / 'start'}")),
+                      progress=False)
+    saved = from_pretrained(tmp_path / "start").state_dict()
+    for model in (trainer.generator, trainer.ema):
+        assert all(torch.equal(v, saved[k]) for k, v in model.state_dict().items())
+    with pytest.raises(ValueError, match="train.init_weights: .* model.generator"):
+        Trainer(load_config(None, _overrides(folders, tmp_path / "wide", f"train.init_weights={tmp_path / 'start'}",
+                                             "model.generator=wide-res")), progress=False)
+    with pytest.raises(ValueError, match="train.init_weights"):
+        Trainer(load_config(None, _overrides(folders, tmp_path / "none", f"train.init_weights={tmp_path / 'nowhere'}")),
+                progress=False)
+
+
 def _write_config(path: Path, overrides: list[str]) -> Path:
     lines = []
     for o in overrides:

@@ -53,11 +53,13 @@ class ModelConfig:
     generator: typing.Optional[str] = None  # "lite" | "paper"; None: the style's config in cartoon.registry
     d_channels: int = 32  # discriminator width of the first conv (CartoonGAN: 32)
     diffaug: str = ""  # DiffAugment policies for everything D sees, e.g. "translation,cutout" ("" = off)
+    feature_d_channels: int = 64  # width of the VGG-feature discriminator's head (on when loss.w_adv_vgg > 0)
 
 
 @dataclasses.dataclass
 class LossConfig:
     w_adv: float = 1.0
+    w_adv_vgg: float = 0.0  # least-squares adversarial term of a discriminator on VGG features (0 = no such D)
     w_ori: float = 0.25  # content weight, decayed: w_ori * decay ** (adversarial_epoch / 10)
     decay: float = 0.96
     w_sali: float = 1.0
@@ -95,6 +97,7 @@ class TrainConfig:
     channels_last: bool = True
     compile: bool = False
     ema_decay: float = 0.999
+    init_weights: typing.Optional[str] = None  # start G (and its EMA) from a weights folder; D starts fresh
     ema_warmup: int = 100  # steps over which the EMA decay ramps up, so early EMA weights are not the random init
 
 
@@ -152,6 +155,8 @@ class Config:
             problems.append("data.limit: needs at least 2 files")
         if d.edge_kernel < 1 or d.edge_kernel % 2 == 0:
             problems.append("data.edge_kernel: must be odd and positive")
+        if self.model.feature_d_channels < 1:
+            problems.append("model.feature_d_channels: must be at least 1")
         if t.batch_size < 1:
             problems.append("train.batch_size: must be at least 1")
         if t.precision not in ("auto", "fp32", "bf16"):

@@ -27,3 +27,22 @@ class Discriminator(nn.Module):
 
     def forward(self, x):
         return self.net(x)
+
+
+class FeatureDiscriminator(nn.Module):
+    """A small patch head on frozen VGG19 features (the content layer's): 1x1 -> 3x3 -> 1x1 convs, LeakyReLU 0.2.
+    After Projected GANs / Vision-aided GAN (Sauer et al. 2021, Kumari et al. 2022): a discriminator on pretrained
+    features learns from few images within hundreds of steps, where one on pixels learns little from a few thousand
+    cartoons in a CPU budget.  The VGG features are shared with the content loss, so it costs one frozen VGG pass on
+    the cartoons per step."""
+
+    def __init__(self, in_channels: int = 512, channels: int = 64):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(in_channels, channels, 1), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(channels, channels, 3, 1, 1), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(channels, 1, 1),
+        )
+
+    def forward(self, features):
+        return self.net(features)

@@ -26,15 +26,15 @@ from cartoon.network import Generator, get_config
 from cartoon.tiling import from_network
 from cartoon.imageio import save_image
 from cartoon.runners import choose_dtype
-from cartoon.weights import save_pretrained
+from cartoon.weights import from_pretrained, save_pretrained
 
 from . import losses as L
 from .augment import diff_augment, parse_policy
-from .checkpoint import checkpoint_path, list_checkpoints, load_latest, prune_checkpoints, save_checkpoint
+from .checkpoint import checkpoint_path, list_checkpoints, load_latest, prune_checkpoints, read_meta, save_checkpoint
 from .config import Config, ConfigError, dump_config
 from .data import (EpochSampler, UnpairedDataset, edge_cache, file_digests, lab_stats, load_center_crops, make_splits,
                    paired_files, saliency_cache, steps_per_epoch, target_cache)
-from .discriminator import Discriminator
+from .discriminator import Discriminator, FeatureDiscriminator
 from .export import copy_export, model_card
 from .targets import STYLE_TARGETS
 
@@ -176,8 +176,14 @@ class Trainer:
         cfg, dev = self.cfg, self.device
         self.generator = Generator(cfg.generator_config).to(dev, memory_format=self.memory_format)
         self.discriminator = Discriminator(cfg.model.d_channels).to(dev, memory_format=self.memory_format)
+        if cfg.train.init_weights:
+            self._load_init_weights(cfg.train.init_weights)
         self.ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
         self.vgg = L.VGGFeatures(cfg.loss.content_layer).to(dev, memory_format=self.memory_format)
+        self.feature_d = None
+        if cfg.loss.w_adv_vgg > 0:
+            self.feature_d = FeatureDiscriminator(self.vgg.out_channels, cfg.model.feature_d_channels).to(
+                dev, memory_format=self.memory_format)
         self.face = None
         if cfg.loss.w_face > 0:
             from .face_id import FaceIDLoss
@@ -189,29 +195,53 @@ class Trainer:
         self.opt_g = torch.optim.Adam([p for p in self.generator.parameters() if id(p) not in s_ids], o.lr_g, betas)
         self.opt_s = torch.optim.Adam(s_params, o.lr_s, betas)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), o.lr_d, betas)
+        self.opt_df = torch.optim.Adam(self.feature_d.parameters(), o.lr_d, betas) if self.feature_d else None
 
         g, dnet, vgg = self.generator, self.discriminator, self.vgg
         if cfg.train.compile:
             g, dnet, vgg = torch.compile(g), torch.compile(dnet), torch.compile(vgg)
-        self.d_frozen = dnet  # the G step calls D directly, with its parameters frozen: no D gradients, no DDP sync
+        fd = torch.compile(self.feature_d) if cfg.train.compile and self.feature_d else self.feature_d
+        self.d_frozen, self.fd_frozen = dnet, fd  # the G step calls the Ds directly, frozen: no D gradients or DDP sync
         self.vgg_run = vgg
         if self.dist.world_size > 1:
             ids = [dev.index] if dev.type == "cuda" else None
             g = DDP(g, device_ids=ids, broadcast_buffers=False)
             dnet = DDP(dnet, device_ids=ids, broadcast_buffers=False)
-        self.g_run, self.d_run = g, dnet
+            fd = DDP(fd, device_ids=ids, broadcast_buffers=False) if fd else None
+        self.g_run, self.d_run, self.fd_run = g, dnet, fd
+
+    def _load_init_weights(self, source: str) -> None:
+        from cartoon.errors import WeightsError
+        try:
+            start = from_pretrained(source)
+        except (WeightsError, OSError) as e:
+            raise ConfigError(f"train.init_weights: {e}") from None
+        if start.config.to_dict() != self.generator.config.to_dict():
+            raise ConfigError(f"train.init_weights: {source} is a {start.config.to_dict()} generator; the run trains "
+                              f"{self.cfg.generator_config!r} (set model.generator to match)")
+        self.generator.load_state_dict(start.state_dict())
 
     def _modules(self) -> dict:
-        return {"generator": self.generator, "ema": self.ema, "discriminator": self.discriminator}
+        m = {"generator": self.generator, "ema": self.ema, "discriminator": self.discriminator}
+        return m | ({"feature_discriminator": self.feature_d} if self.feature_d else {})
 
     def _optimizers(self) -> dict:
-        return {"g": self.opt_g, "s": self.opt_s, "d": self.opt_d}
+        o = {"g": self.opt_g, "s": self.opt_s, "d": self.opt_d}
+        return o | ({"df": self.opt_df} if self.opt_df else {})
 
     def _resume(self) -> None:
         def warn(path, e):
             if self.main:
                 tqdm.write(f"warning: {path} could not be loaded ({type(e).__name__}: {e}); trying an older one")
 
+        newest = list_checkpoints(self.ckpt_dir)
+        if newest:
+            had = read_meta(newest[0][1]).get("feature_d_channels", 0)
+            want = self.cfg.model.feature_d_channels if self.feature_d else 0
+            if had != want:
+                raise ConfigError(f"{newest[0][1]}: was trained {'with a' if had else 'without the'} VGG-feature "
+                                  f"discriminator{f' of width {had}' if had else ''}; resume with the run's loss.w_adv_vgg "
+                                  "and model.feature_d_channels")
         found = load_latest(self.ckpt_dir, self._modules(), self._optimizers(), warn)
         if found is not None:
             path, meta = found
@@ -222,8 +252,8 @@ class Trainer:
             self.best, self.last_eval = meta["best"], meta["last_eval"]
             self.resumed_from = path
             o = self.cfg.optim  # the config's hyper-parameters win over the checkpoint's (e.g. a changed lr)
-            for opt, lr in ((self.opt_g, o.lr_g), (self.opt_s, o.lr_s), (self.opt_d, o.lr_d)):
-                for group in opt.param_groups:
+            for opt, lr in ((self.opt_g, o.lr_g), (self.opt_s, o.lr_s), (self.opt_d, o.lr_d), (self.opt_df, o.lr_d)):
+                for group in (opt.param_groups if opt else ()):
                     group["lr"], group["betas"] = lr, (o.beta1, o.beta2)
 
     # ---- one step ----------------------------------------------------------------------------------------
@@ -247,9 +277,12 @@ class Trainer:
         target = batch["target"].to(dev, non_blocking=True).contiguous(memory_format=mf) if "target" in batch else None
         logs = {}
         init = self.step < self.init_steps
+        feature_adv = self.feature_d is not None and not init
         with self._autocast():
             fake, sal = self.g_run(photo)
-        if not init:
+            # vgg(fake): shared by the content, target, Gram and feature-adversarial terms
+            fake_features = self.vgg_run(fake) if cfg.content_scale == 1 or feature_adv else None
+        if not init and cfg.w_adv > 0:
             # D: real cartoons -> 1, generated and edge-smoothed cartoons -> 0 (one forward, instance norm keeps the
             # three groups independent)
             self.discriminator.requires_grad_(True)
@@ -261,18 +294,33 @@ class Trainer:
             self.opt_d.step()
             self.discriminator.requires_grad_(False)
             logs["loss/d"] = d_loss.detach()
+        if feature_adv:  # D on VGG features: real cartoons -> 1, generated -> 0
+            self.feature_d.requires_grad_(True)
+            with self._autocast():
+                with torch.no_grad():
+                    real_features = self.vgg_run(cartoon)
+                real_q, fake_q = self.fd_run(torch.cat([real_features, fake_features.detach()])).chunk(2)
+            fd_loss = L.lsgan_real(real_q) + L.lsgan_fake(fake_q)
+            self.opt_df.zero_grad(set_to_none=True)
+            fd_loss.backward()
+            self.opt_df.step()
+            self.feature_d.requires_grad_(False)
+            logs["loss/d_vgg"] = fd_loss.detach()
 
         w_con = self.content_weight(self.step)
         with self._autocast():
-            fake_features = self.vgg_run(fake) if cfg.content_scale == 1 else None
             content = (L.content_loss(self.vgg_run, fake, photo, cfg.content_scale, fake_features) if w_con > 0
                        else torch.zeros((), device=dev))
             saliency = L.saliency_loss(sal, sal_ref)
             total = w_con * content + cfg.w_sali * saliency
-            if not init:
+            if not init and cfg.w_adv > 0:
                 adv = L.lsgan_real(self.d_frozen(self._augment(fake)))
                 total = total + cfg.w_adv * adv
                 logs["loss/g_adv"] = adv.detach()
+            if feature_adv:
+                adv_vgg = L.lsgan_real(self.fd_frozen(fake_features))
+                total = total + cfg.w_adv_vgg * adv_vgg
+                logs["loss/g_adv_vgg"] = adv_vgg.detach()
             images = L.StepImages(fake, photo, cartoon, self.vgg_run, fake_features, self.face, target)
             for term in L.OPTIONAL_TERMS:
                 weight = getattr(cfg, term.weight_key)
@@ -317,6 +365,7 @@ class Trainer:
     def save(self) -> Path:
         meta = {"step": self.step, "train_seconds": self.train_seconds, "best": self.best, "last_eval": self.last_eval,
                 "generator_config": self.generator.config.to_dict(), "d_channels": self.cfg.model.d_channels,
+                "feature_d_channels": self.cfg.model.feature_d_channels if self.feature_d else 0,
                 "world_size": self.dist.world_size, "card": self._card_info(), "config": self.cfg.to_dict()}
         path = save_checkpoint(checkpoint_path(self.ckpt_dir, self.step), self._modules(), self._optimizers(), meta)
         prune_checkpoints(self.ckpt_dir, self.cfg.log.keep_ckpt)

@@ -54,6 +54,7 @@ class VGGFeatures(nn.Module):
             else:
                 layers[name] = nn.MaxPool2d(2, 2)
         self.body = nn.Sequential(layers)
+        self.out_channels = [m for m in layers.values() if isinstance(m, nn.Conv2d)][-1].out_channels
         self.register_buffer("mean", torch.tensor(CAFFE_BGR_MEAN).view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(False)
         self.eval()
