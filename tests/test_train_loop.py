@@ -149,7 +149,8 @@ def test_feature_discriminator_learns_checkpoints_and_resumes_exactly(folders, t
     # D ends near real -> 1, fake -> 0, so G's term (fake - 1)^2 is near 1
     assert np.mean(d[-3:]) < 0.2 * np.mean(d[:3]) and np.mean(g[-3:]) > 0.7, (d, g)
 
-    common = ("train.init_epochs=0", "loss.w_adv_vgg=1", "model.feature_d_channels=8", "log.ckpt_every=2",
+    common = ("train.init_epochs=0", "loss.w_adv_vgg=1", "model.feature_d_channels=8", "model.diffaug=translation",
+              "log.ckpt_every=2",
               "log.eval_every=100")
     train(load_config(None, _overrides(folders, tmp_path / "a", *common, "train.max_steps=4")), progress=False)
     train(load_config(None, _overrides(folders, tmp_path / "b", *common, "train.max_steps=2")), progress=False)

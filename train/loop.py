@@ -297,9 +297,12 @@ class Trainer:
         if feature_adv:  # D on VGG features: real cartoons -> 1, generated -> 0
             self.feature_d.requires_grad_(True)
             with self._autocast():
+                # augmented as the pixel D's inputs are: without it G learns a stripe-and-blob texture on VGG's
+                # pooling grid that fools the head (one more VGG pass on the output, ~25 % of the CPU step)
+                fake_adv_features = self.vgg_run(self._augment(fake)) if self.diffaug else fake_features
                 with torch.no_grad():
-                    real_features = self.vgg_run(cartoon)
-                real_q, fake_q = self.fd_run(torch.cat([real_features, fake_features.detach()])).chunk(2)
+                    real_features = self.vgg_run(self._augment(cartoon))
+                real_q, fake_q = self.fd_run(torch.cat([real_features, fake_adv_features.detach()])).chunk(2)
             fd_loss = L.lsgan_real(real_q) + L.lsgan_fake(fake_q)
             self.opt_df.zero_grad(set_to_none=True)
             fd_loss.backward()
@@ -318,7 +321,7 @@ class Trainer:
                 total = total + cfg.w_adv * adv
                 logs["loss/g_adv"] = adv.detach()
             if feature_adv:
-                adv_vgg = L.lsgan_real(self.fd_frozen(fake_features))
+                adv_vgg = L.lsgan_real(self.fd_frozen(fake_adv_features))
                 total = total + cfg.w_adv_vgg * adv_vgg
                 logs["loss/g_adv_vgg"] = adv_vgg.detach()
             images = L.StepImages(fake, photo, cartoon, self.vgg_run, fake_features, self.face, target)
