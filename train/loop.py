@@ -160,7 +160,10 @@ class Trainer:
         self.dataset = UnpairedDataset(cfg.data, s.photos, sal_paths, s.cartoons, edge_paths, cfg.train.seed, targets,
                                        targets_are_maps=cfg.data.target != "paired")
         self.sampler = EpochSampler(self.dataset, d.world_size, d.rank, cfg.train.seed)
+        # its own generator: each epoch's iterator draws a worker seed, which from the global RNG would shift the
+        # DiffAugment stream after a resume (crops come from per-image seeds, not from it)
         self.loader = DataLoader(self.dataset, cfg.train.batch_size, sampler=self.sampler, num_workers=workers,
+                                 generator=torch.Generator().manual_seed(cfg.train.seed),
                                  pin_memory=self.device.type == "cuda", drop_last=True,
                                  persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None)
         self.steps_per_epoch = steps_per_epoch(len(s.photos), cfg.train.batch_size, d.world_size)
