@@ -1,4 +1,5 @@
 """train/data.py, edges.py, saliency_ref.py, cache.py: splits, maps, caches, crops."""
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,13 @@ def test_make_splits_pairs_photo_and_cartoon_groups(tmp_path):
     assert len(s.val_photos) == 3 and [p.name[1:] for p in s.val_photos] == [p.name[1:] for p in s.val_cartoons]
     with pytest.raises(ConfigError, match="no such folder"):
         make_splits(DataConfig(photos=str(tmp_path / "none"), cartoons=str(tmp_path / "b")))
+    # data.cartoon_exclude drops listed frames from training only: validation is the same set
+    (tmp_path / "exclude.txt").write_text("# rain\n00001\n00004  # snow\n\n")
+    cut = make_splits(dataclasses.replace(cfg, cartoon_exclude=str(tmp_path / "exclude.txt")))
+    assert [p.name for p in s.cartoons if p.name not in {"B_00001.png", "B_00004.png"}] == [p.name for p in cut.cartoons]
+    assert len(cut.cartoons) < len(s.cartoons) and cut.val_cartoons == s.val_cartoons and cut.photos == s.photos
+    with pytest.raises(ConfigError, match="data.cartoon_exclude: .*no such file"):
+        make_splits(dataclasses.replace(cfg, cartoon_exclude=str(tmp_path / "none.txt")))
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="no images"):
         make_splits(DataConfig(photos=str(tmp_path / "empty"), cartoons=str(tmp_path / "b")))

@@ -35,6 +35,9 @@ class DataConfig:
     val_fraction: float = 0.05  # of each folder, carved out for validation / FID
     val_list: typing.Optional[str] = None  # text file of file names (one a line) to use as validation instead
     val_group: typing.Optional[str] = None  # regex; its first group names files that must share a split (crops of one frame)
+    # text file of cartoon split keys (val_group's first group, else the stem; '#' comments) left out of training
+    # after the split, so validation stays the same set: frames whose look is not the style (rain, snow, petals)
+    cartoon_exclude: typing.Optional[str] = None
     split_seed: int = 0
     num_workers: typing.Optional[int] = None  # dataloader workers per process; None: chosen from the cores
     cache_dir: str = ".cache/train"

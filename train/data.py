@@ -105,6 +105,14 @@ class Splits:
     val_cartoons: list[Path]
 
 
+def read_key_list(path: str, option: str) -> set[str]:
+    """One name a line; blank lines and '#' comments ignored."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{option}: {p}: no such file")
+    return {k for k in (line.split("#", 1)[0].strip() for line in p.read_text().splitlines()) if k}
+
+
 def make_splits(cfg: DataConfig) -> Splits:
     photos = list_images(cfg.photos, cfg.limit)
     cartoons = list_images(cfg.cartoons, cfg.limit)
@@ -121,6 +129,9 @@ def make_splits(cfg: DataConfig) -> Splits:
             raise ConfigError(f"data.val_group: not a regular expression ({e})") from None
     tp, vp = split_files(photos, cfg.val_fraction, cfg.val_group, cfg.split_seed, val_names)
     tc, vc = split_files(cartoons, cfg.val_fraction, cfg.val_group, cfg.split_seed, val_names)
+    if cfg.cartoon_exclude:
+        excluded = read_key_list(cfg.cartoon_exclude, "data.cartoon_exclude")
+        tc = [f for f in tc if split_group(f.name, cfg.val_group) not in excluded]
     for what, files in (("photos", tp), ("cartoons", tc)):
         if not files:
             raise ConfigError(f"data: no training {what} left after the validation split; lower data.val_fraction")
