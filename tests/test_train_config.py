@@ -70,6 +70,7 @@ def test_overrides_dotted_and_short_with_type_coercion():
     ("precision=fp8", "precision"),
     ("style=watercolour", "unknown 'watercolour'"),
     ("model.generator=huge", "model.generator"),
+    ("model.feature_d_head=global", "model.feature_d_head"),
     ("w_ori=-1", "must not be negative"),
     ("size", "key=value"),
 ])

@@ -1,4 +1,5 @@
 """The training loop end to end: learning, export, exact resume, a killed run, DDP on two CPU processes."""
+import json
 import os
 import signal
 import subprocess
@@ -88,6 +89,8 @@ def test_tiny_run_exports_best_by_fid_with_a_model_card(folders, tmp_path):
     meta = read_meta(run / "checkpoints" / "ckpt-000000008.safetensors")
     assert meta["step"] == 8 and meta["best"] == chosen
     assert (run / "samples" / "step-000000008.png").is_file() and list((run / "tb").iterdir())
+    evals = [json.loads(line) for line in (run / "evals.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in evals] == [4, 8] and chosen in evals
     generator = from_pretrained(export)  # the cartoon/ weights format
     best = load_file(str(run / "checkpoints" / f"ckpt-{result['best_step']:09d}.safetensors"))
     assert all(torch.equal(v, best[f"ema.{k}"]) for k, v in generator.state_dict().items())
@@ -163,6 +166,30 @@ def test_feature_discriminator_learns_checkpoints_and_resumes_exactly(folders, t
     with pytest.raises(ValueError, match="VGG-feature discriminator"):
         Trainer(load_config(None, _overrides(folders, tmp_path / "b", "train.init_epochs=0", "train.max_steps=6")),
                 resume=True, progress=False)
+
+
+def test_pooled_feature_discriminator_learns_and_a_run_resumes_only_with_its_head(folders, tmp_path):
+    """model.feature_d_head=pooled: one score per image from the VGG features' statistics; it learns to tell the
+    cartoons from the outputs, and a checkpoint made with one head kind is not resumed with the other."""
+    from train.discriminator import PooledFeatureDiscriminator
+
+    cfg = load_config(None, _overrides(folders, tmp_path / "fixed", "train.init_epochs=0", "loss.w_adv=0",
+                                       "loss.w_adv_vgg=1", "model.feature_d_head=pooled", "model.feature_d_channels=8",
+                                       "optim.lr_g=0", "optim.lr_s=0", "optim.lr_d=2e-3", "train.batch_size=4"))
+    trainer = Trainer(cfg, progress=False)
+    assert isinstance(trainer.feature_d, PooledFeatureDiscriminator)
+    trainer.sampler.set_position(0)
+    batch = next(iter(trainer.loader))
+    d = [float(trainer.train_step(batch)["loss/d_vgg"]) for _ in range(30)]
+    assert np.mean(d[-3:]) < 0.2 * np.mean(d[:3]), d
+
+    common = ("train.init_epochs=0", "loss.w_adv_vgg=1", "model.feature_d_channels=8", "log.ckpt_every=2",
+              "log.eval_every=100")
+    train(load_config(None, _overrides(folders, tmp_path / "run", *common, "model.feature_d_head=pooled",
+                                       "train.max_steps=2")), progress=False)
+    with pytest.raises(ValueError, match="feature_d_head"):
+        Trainer(load_config(None, _overrides(folders, tmp_path / "run", *common, "train.max_steps=4")), resume=True,
+                progress=False)
 
 
 def test_init_weights_starts_the_generator_and_its_ema_from_a_weights_folder(folders, tmp_path):

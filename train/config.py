@@ -20,6 +20,9 @@ from .augment import parse_policy
 from .targets import STYLE_TARGETS
 
 
+FEATURE_D_HEADS = ("patch", "pooled")
+
+
 class ConfigError(ValueError):
     """A config file or override the user can fix; the message says how."""
 
@@ -57,6 +60,7 @@ class ModelConfig:
     d_channels: int = 32  # discriminator width of the first conv (CartoonGAN: 32)
     diffaug: str = ""  # DiffAugment policies for everything D sees, e.g. "translation,cutout" ("" = off)
     feature_d_channels: int = 64  # width of the VGG-feature discriminator's head (on when loss.w_adv_vgg > 0)
+    feature_d_head: str = "patch"  # patch: a score per VGG-feature patch | pooled: one per image from channel mean/std
 
 
 @dataclasses.dataclass
@@ -160,6 +164,8 @@ class Config:
             problems.append("data.edge_kernel: must be odd and positive")
         if self.model.feature_d_channels < 1:
             problems.append("model.feature_d_channels: must be at least 1")
+        if self.model.feature_d_head not in FEATURE_D_HEADS:
+            problems.append(f"model.feature_d_head: {self.model.feature_d_head!r} is not one of {', '.join(FEATURE_D_HEADS)}")
         if t.batch_size < 1:
             problems.append("train.batch_size: must be at least 1")
         if t.precision not in ("auto", "fp32", "bf16"):
