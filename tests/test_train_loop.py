@@ -170,16 +170,20 @@ def test_feature_discriminator_learns_checkpoints_and_resumes_exactly(folders, t
 
 def test_pooled_feature_discriminator_learns_and_a_run_resumes_only_with_its_head(folders, tmp_path):
     """model.feature_d_head=pooled: one score per image from the VGG features' statistics; it learns to tell the
-    cartoons from the outputs, and a checkpoint made with one head kind is not resumed with the other."""
+    cartoons from the outputs (here in grayscale: model.feature_d_gray), and a checkpoint made with one head kind is
+    not resumed with the other."""
     from train.discriminator import PooledFeatureDiscriminator
 
     cfg = load_config(None, _overrides(folders, tmp_path / "fixed", "train.init_epochs=0", "loss.w_adv=0",
                                        "loss.w_adv_vgg=1", "model.feature_d_head=pooled", "model.feature_d_channels=8",
-                                       "optim.lr_g=0", "optim.lr_s=0", "optim.lr_d=2e-3", "train.batch_size=4"))
+                                       "model.feature_d_gray=true", "optim.lr_g=0", "optim.lr_s=0", "optim.lr_d=2e-3", "train.batch_size=4"))
     trainer = Trainer(cfg, progress=False)
     assert isinstance(trainer.feature_d, PooledFeatureDiscriminator)
     trainer.sampler.set_position(0)
     batch = next(iter(trainer.loader))
+    seen = trainer._feature_d_view(batch["cartoon"])
+    assert torch.equal(seen[:, 0], seen[:, 1]) and torch.equal(seen[:, 1], seen[:, 2])
+    assert not torch.equal(batch["cartoon"][:, 0], batch["cartoon"][:, 2])
     d = [float(trainer.train_step(batch)["loss/d_vgg"]) for _ in range(30)]
     assert np.mean(d[-3:]) < 0.2 * np.mean(d[:3]), d
 

@@ -60,6 +60,7 @@ class ModelConfig:
     d_channels: int = 32  # discriminator width of the first conv (CartoonGAN: 32)
     diffaug: str = ""  # DiffAugment policies for everything D sees, e.g. "translation,cutout" ("" = off)
     feature_d_channels: int = 64  # width of the VGG-feature discriminator's head (on when loss.w_adv_vgg > 0)
+    feature_d_gray: bool = False  # the VGG-feature D sees grayscale images: the look without the cartoons' colours
     feature_d_head: str = "patch"  # patch: a score per VGG-feature patch | pooled: one per image from channel mean/std
 
 

@@ -270,6 +270,13 @@ class Trainer:
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
         return diff_augment(x, self.diffaug) if self.diffaug else x
 
+    def _feature_d_view(self, x: torch.Tensor) -> torch.Tensor:
+        """What the VGG-feature D sees: augmented as the pixel D's inputs are and, with model.feature_d_gray, in
+        grayscale (AnimeGAN's reason for its grayscale style terms: the cartoons' colours, mostly warm interiors here,
+        would otherwise be pushed onto every photo as a cast and coloured fringes; the target carries the palette)."""
+        x = self._augment(x)
+        return L.grayscale(x) if self.cfg.model.feature_d_gray else x
+
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.dtype == torch.bfloat16)
 
@@ -304,9 +311,10 @@ class Trainer:
             with self._autocast():
                 # augmented as the pixel D's inputs are: without it G learns a stripe-and-blob texture on VGG's
                 # pooling grid that fools the head (one more VGG pass on the output, ~25 % of the CPU step)
-                fake_adv_features = self.vgg_run(self._augment(fake)) if self.diffaug else fake_features
+                own_view = self.diffaug or self.cfg.model.feature_d_gray
+                fake_adv_features = self.vgg_run(self._feature_d_view(fake)) if own_view else fake_features
                 with torch.no_grad():
-                    real_features = self.vgg_run(self._augment(cartoon))
+                    real_features = self.vgg_run(self._feature_d_view(cartoon))
                 real_q, fake_q = self.fd_run(torch.cat([real_features, fake_adv_features.detach()])).chunk(2)
             fd_loss = L.lsgan_real(real_q) + L.lsgan_fake(fake_q)
             self.opt_df.zero_grad(set_to_none=True)
