@@ -3,9 +3,9 @@
 The validation cartoons of a film style are mostly characters and interiors; the photos are landscapes.  KID compares
 Inception features, which encode content as much as look, so part of the photos' own KID is content that no
 scene-preserving style removes.  This script scores real cartoon frames whose content is closest to the photos
-(their Inception features' mean distance to the k nearest photos of a selection set, training frames only) exactly
-as `python -m train.evaluate` scores a generator's outputs: KID x10^3 to the validation cartoons, and its ratio to
-the photos' own.  A real frame of open scenery is what a perfect scene-preserving style would output; its ratio is the
+(their Inception features' mean distance to the k nearest photos of a selection set; training frames only, one crop
+per frame) exactly as `python -m train.evaluate` scores a generator's outputs: KID x10^3 to the validation cartoons,
+and its ratio to the photos' own.  A real frame of open scenery is what a perfect scene-preserving style would output; its ratio is the
 floor such a style can reach.  Random training frames (the style itself, any content) give the floor with content.
 
     python benchmarks/kid_ceiling.py train/configs/ghibli-cpu.yaml --photos ../shared/data/scene_photo/test \\
@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from train.config import DataConfig, load_config  # noqa: E402
-from train.data import center_crops, file_digests, list_images, make_splits, network_batch  # noqa: E402
+from train.data import center_crops, file_digests, list_images, make_splits, network_batch, split_group  # noqa: E402
 from train.fid import FIDEvaluator  # noqa: E402
 from train.metrics import contact_sheet, kid  # noqa: E402
 
@@ -50,12 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     rng = np.random.default_rng(0)
-    splits = make_splits(load_config(args.config).data)
+    data = load_config(args.config).data
+    splits = make_splits(data)
     train = [splits.cartoons[i] for i in sorted(rng.choice(len(splits.cartoons), min(args.candidates, len(splits.cartoons)), replace=False))]
     select = list_images(args.select_photos)
     select = [select[i] for i in sorted(rng.choice(len(select), min(args.select_sample, len(select)), replace=False))]
     fid = FIDEvaluator("cpu", batch_size=32)
-    cache = load_config(args.config).data.cache_dir
+    cache = data.cache_dir
     ref, _ = features(fid, splits.val_cartoons, args.size, cache)
     photos, _ = features(fid, list_images(args.photos), args.size, cache)
     chosen, _ = features(fid, select, args.size, cache)
@@ -66,11 +67,22 @@ def main(argv: list[str] | None = None) -> int:
     # distance of each candidate frame to its k nearest selection photos
     d2 = (cand ** 2).sum(1)[:, None] + (chosen ** 2).sum(1)[None] - 2 * cand @ chosen.T
     closeness = np.sort(np.sqrt(np.maximum(d2, 0)), axis=1)[:, :args.k].mean(1)
-    order = np.argsort(closeness)
+    # one crop per source frame (data.val_group), the closest: crops of one frame would make a set look less varied
+    # than the photos are, and KID would count that against it
+    seen, order = set(), []
+    for i in np.argsort(closeness):
+        frame = split_group(train[i].name, data.val_group)
+        if frame not in seen:
+            seen.add(frame)
+            order.append(i)
+    order = np.array(order)
+    print(f"{len(cand)} training crops of {len(order)} frames scored")
     print("| cartoon frames | n | KID x10^3 | ratio to the photos' |")
     print("|---|---|---|---|")
     for n in args.pick:
-        for name, idx in (("closest to the photos", order[:n]), ("random", rng.choice(len(cand), n, replace=False))):
+        if n > len(order):
+            continue
+        for name, idx in (("closest to the photos", order[:n]), ("random frames", rng.choice(order, n, replace=False))):
             k, s = kid(cand[idx], ref)
             print(f"| {name} | {n} | {k * 1e3:.2f} ± {s * 1e3:.2f} | {k / baseline:.3f} |")
     if args.sheet:
