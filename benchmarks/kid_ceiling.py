@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("config", help="a training config: its validation cartoons are the reference, its training "
                                   "cartoons the candidates")
+    p.add_argument("overrides", nargs="*", help="config overrides, key=value (e.g. data.cartoon_exclude=null)")
     p.add_argument("--photos", required=True, help="the photos whose own KID is the baseline (e.g. scene_photo/test)")
     p.add_argument("--select-photos", required=True, help="photos that define 'closest content' (not the baseline's)")
     p.add_argument("--candidates", type=int, default=1500, help="training cartoons scored (a seeded random sample)")
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     rng = np.random.default_rng(0)
-    data = load_config(args.config).data
+    data = load_config(args.config, args.overrides).data
     splits = make_splits(data)
     train = [splits.cartoons[i] for i in sorted(rng.choice(len(splits.cartoons), min(args.candidates, len(splits.cartoons)), replace=False))]
     select = list_images(args.select_photos)
