@@ -5,8 +5,8 @@ Inception features, which encode content as much as look, so part of the photos'
 scene-preserving style removes.  This script scores real cartoon frames whose content is closest to the photos
 (their Inception features' mean distance to the k nearest photos of a selection set; training frames only, one crop
 per frame) exactly as `python -m train.evaluate` scores a generator's outputs: KID x10^3 to the validation cartoons,
-and its ratio to the photos' own.  A real frame of open scenery is what a perfect scene-preserving style would output; its ratio is the
-floor such a style can reach.  Random training frames (the style itself, any content) give the floor with content.
+and its ratio to the photos' own.  A real frame of open scenery is what a perfect scene-preserving style would
+output; its ratio is the floor such a style can reach.  Random training frames (the style itself, any content) give the floor with content.
 
     python benchmarks/kid_ceiling.py train/configs/ghibli-cpu.yaml --photos ../shared/data/scene_photo/test \\
         --select-photos ../shared/data/scene_photo/train --sheet kid_ceiling.png

@@ -17,10 +17,8 @@ from cartoon.network import CONFIGS as GENERATOR_CONFIGS
 from cartoon.registry import STYLES
 
 from .augment import parse_policy
+from .discriminator import FEATURE_D_HEADS
 from .targets import STYLE_TARGETS
-
-
-FEATURE_D_HEADS = ("patch", "pooled")
 
 
 class ConfigError(ValueError):

