@@ -37,6 +37,23 @@ def test_outlines_keep_long_edges_and_drop_specks():
     assert lines[4:14, 4:14].max() == 0
 
 
+def test_outline_density_limit_drops_texture_and_keeps_the_skyline():
+    """A meadow of strong-contrast specks (long connected Canny chains) under a plain sky with one skyline: the
+    length filter alone outlines the meadow; the density limit of "flat-clean" leaves only the skyline."""
+    rng = np.random.default_rng(0)
+    img = np.full((96, 96, 3), 210, np.uint8)
+    specks = np.where(rng.random((16, 32)) < 0.5, 30, 170).astype(np.uint8).repeat(3, 0).repeat(3, 1)
+    img[48:] = specks[..., None]  # 3-px specks, light and dark
+    img[30:48] = 90  # a dark hill: the skyline is the edge at row 30
+    texture = (slice(60, 90), slice(10, 86))
+    assert (outlines(img)[texture] > 0.5).mean() > 0.05
+    clean = outlines(img, max_density=0.2)
+    assert clean[texture].max() == 0
+    assert clean[28:32, 20:76].max(axis=0).min() >= 0.75  # the skyline, all along
+    src = LabStats.of([img])
+    assert not np.array_equal(style_target(img, "flat-clean", src, src), style_target(img, "flat", src, src))
+
+
 def test_colour_transfer_moves_set_statistics():
     img = _photo(1)
     src = LabStats.of([img])
