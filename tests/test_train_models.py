@@ -190,6 +190,21 @@ def test_ssim_gray_is_one_on_equal_images_and_drops_with_noise():
     assert ssim_gray(rgb, noisy) < 0.6
 
 
+def test_texture_lines_measure_dark_lines_drawn_over_texture_only():
+    from train.metrics import texture_lines
+    rng = np.random.default_rng(0)
+    photo = np.full((96, 96, 3), 200, np.uint8)
+    photo[48:] = np.where(rng.random((16, 32)) < 0.5, 40, 180).astype(np.uint8).repeat(3, 0).repeat(3, 1)[..., None]
+    assert texture_lines(photo, photo) == 0
+    crackle = photo.copy()
+    crackle[50:96:8, :] = 0  # thin dark lines across the textured half
+    assert texture_lines(photo, crackle) > 5
+    sky_line = photo.copy()
+    sky_line[20, :] = 0  # a line over the plain half is an outline, not crackle
+    assert texture_lines(photo, sky_line) == 0
+    assert texture_lines(photo[:40], photo[:40]) is None  # no texture at all
+
+
 def test_diff_augment_keeps_shape_gradients_and_randomises_per_image():
     from train.augment import diff_augment, parse_policy
     x = torch.rand(6, 3, 32, 32, requires_grad=True)

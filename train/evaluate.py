@@ -34,7 +34,7 @@ from cartoon.imageio import atomic_path, save_image
 
 from .config import ConfigError, DataConfig, load_config
 from .data import center_crops, list_images, make_splits, network_batch, paired_files
-from .metrics import contact_sheet, kid, ssim_gray
+from .metrics import contact_sheet, kid, ssim_gray, texture_lines
 
 # LPIPS's five VGG stages (relu1_2 .. relu5_3 of VGG16), taken at the last conv of each VGG19 block.
 PERCEPTUAL_LAYERS = ("block1_conv2", "block2_conv2", "block3_conv4", "block4_conv4", "block5_conv4")
@@ -124,13 +124,15 @@ def evaluate(weights: str, photos: list[Path], cartoons: list[Path], size: int =
     k_out = kid(f_out, f_ref, subsets, subset_size)
     k_in = kid(f_in, f_ref, subsets, subset_size)
     ssim = [ssim_gray(a, b) for a, b in zip(in_rgb, out_rgb)]
+    lines = [v for v in (texture_lines(a, b) for a, b in zip(in_rgb, out_rgb)) if v is not None]
     numbers = {
         "weights": str(weights), "n_photos": len(photos), "n_cartoons": len(cartoons), "size": size,
         "fid": frechet_distance(f_out, f_ref), "fid_photos": frechet_distance(f_in, f_ref),
         "kid_x1e3": k_out[0] * 1e3, "kid_std_x1e3": k_out[1] * 1e3,
         "kid_photos_x1e3": k_in[0] * 1e3, "kid_photos_std_x1e3": k_in[1] * 1e3,
         "kid_ratio": k_out[0] / max(k_in[0], 1e-12),
-        "ssim": float(np.mean(ssim)), "ssim_min": float(np.min(ssim)), "engine": f"{engine.device}, {engine.precision}",
+        "ssim": float(np.mean(ssim)), "ssim_min": float(np.min(ssim)),
+        "texture_lines": float(np.mean(lines)) if lines else None, "n_textured": len(lines), "engine": f"{engine.device}, {engine.precision}",
     }
     if paired is None:
         return numbers, list(zip(in_rgb, out_rgb))
@@ -149,6 +151,9 @@ def format_numbers(n: dict) -> str:
         f"KID ratio stylised / photos: {n['kid_ratio']:.2f}",
         f"mean grayscale SSIM to the input: {n['ssim']:.3f} (lowest {n['ssim_min']:.3f})",
     ]
+    if n["texture_lines"] is not None:
+        lines.append(f"dark lines added over texture (black-hat, grey levels): {n['texture_lines']:.2f} "
+                     f"({n['n_textured']} photos with texture)")
     if "n_pairs" not in n:
         return "\n".join(lines)
     lines += [
