@@ -37,6 +37,7 @@ from .data import (EpochSampler, UnpairedDataset, edge_cache, file_digests, lab_
                    paired_files, saliency_cache, steps_per_epoch, target_cache)
 from .discriminator import FEATURE_D_HEADS, Discriminator
 from .export import copy_export, model_card
+from .metrics import kid, ssim_gray
 from .targets import STYLE_TARGETS
 
 
@@ -393,8 +394,6 @@ class Trainer:
         """Sample grid; FID, KID and grayscale SSIM to the input of the EMA generator on the validation photos; the
         best export: lowest KID among evaluations whose SSIM is at least log.ssim_floor (a generator that wipes out
         the scene can match the cartoons' statistics better than one that keeps it: it must not win). Rank 0."""
-        from .metrics import kid, ssim_gray
-
         s, cfg = self.splits, self.cfg
         if self.val_photos is None:
             self.val_photos = load_center_crops(s.val_photos or s.photos[:cfg.log.samples], self.eval_data)
