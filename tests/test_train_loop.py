@@ -118,8 +118,8 @@ def _state(path: Path) -> dict:
 
 def test_resume_continues_exactly(folders, tmp_path):
     """Stopping after 3 steps and resuming gives bit-identical weights, EMA and optimizer state to 6 straight steps
-    (across the init -> adversarial switch at step 4)."""
-    common = ("train.init_epochs=1", "log.ckpt_every=3", "log.eval_every=100")
+    (across the init -> adversarial switch at step 4), with an optional term that runs numpy inside the step."""
+    common = ("train.init_epochs=1", "log.ckpt_every=3", "log.eval_every=100", "loss.w_texture_lines=1")
     train(load_config(None, _overrides(folders, tmp_path / "a", *common, "train.max_steps=6")), progress=False)
     train(load_config(None, _overrides(folders, tmp_path / "b", *common, "train.max_steps=3")), progress=False)
     with pytest.raises(ValueError, match="--resume"):

@@ -190,6 +190,25 @@ def test_ssim_gray_is_one_on_equal_images_and_drops_with_noise():
     assert ssim_gray(rgb, noisy) < 0.6
 
 
+def test_texture_line_loss_is_the_metric_made_differentiable():
+    from train.metrics import texture_lines
+    rng = np.random.default_rng(0)
+    photo = np.full((96, 96, 3), 200, np.uint8)
+    photo[48:] = np.where(rng.random((16, 32)) < 0.5, 40, 180).astype(np.uint8).repeat(3, 0).repeat(3, 1)[..., None]
+    crackle = photo.copy()
+    crackle[50:96:8, :] = 0
+    def tensor(rgb):
+        return torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 127.5 - 1
+    assert float(L.texture_line_loss(tensor(photo), tensor(photo))) == 0
+    fake = tensor(crackle).requires_grad_(True)
+    loss = L.texture_line_loss(fake, tensor(photo))
+    # in [-1, 1] units; the metric (a disc, not a square) in grey levels
+    assert float(loss) * 127.5 == pytest.approx(texture_lines(photo, crackle), rel=0.35)
+    loss.backward()
+    assert fake.grad[0, :, 50:96:8].sum() < 0  # it pushes the drawn lines back up
+    assert fake.grad[0, :, :40].abs().sum() == 0  # and leaves the plain half alone
+
+
 def test_texture_lines_measure_dark_lines_drawn_over_texture_only():
     from train.metrics import texture_lines
     rng = np.random.default_rng(0)

