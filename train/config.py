@@ -77,7 +77,7 @@ class LossConfig:
     w_gram: float = 0.0  # AnimeGAN grayscale Gram style loss (off in the paper recipe)
     w_color: float = 0.0  # AnimeGAN YUV colour loss
     w_tv: float = 0.0  # total variation
-    w_texture_lines: float = 0.0  # dark lines drawn over the photo's texture (losses.texture_line_loss)
+    w_texture_lines: float = 0.0  # thin lines drawn over the photo's texture (losses.texture_line_loss)
     w_target_pixel: float = 0.0  # L1 in pixels to the photo's target (data.target)
     w_target_vgg: float = 0.0  # L1 of VGG features (loss.content_layer) to the photo's target
 

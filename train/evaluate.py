@@ -152,7 +152,7 @@ def format_numbers(n: dict) -> str:
         f"mean grayscale SSIM to the input: {n['ssim']:.3f} (lowest {n['ssim_min']:.3f})",
     ]
     if n["texture_lines"] is not None:
-        lines.append(f"dark lines added over texture (black-hat, grey levels): {n['texture_lines']:.2f} "
+        lines.append(f"thin lines added over texture (closing - opening, grey levels): {n['texture_lines']:.2f} "
                      f"({n['n_textured']} photos with texture)")
     if "n_pairs" not in n:
         return "\n".join(lines)

@@ -134,23 +134,25 @@ def tv_loss(x: torch.Tensor) -> torch.Tensor:
     return (x[:, :, 1:] - x[:, :, :-1]).abs().mean() + (x[:, :, :, 1:] - x[:, :, :, :-1]).abs().mean()
 
 
-def dark_lines(gray: torch.Tensor, size: int = 7) -> torch.Tensor:
-    """Morphological black-hat (closing less the image, a `size`-px square) of (N, 1, H, W): thin dark lines and
-    dots, 0 on flat regions and on wide shapes."""
+def thin_lines(gray: torch.Tensor, size: int = 7) -> torch.Tensor:
+    """Closing less opening (a `size`-px square) of (N, 1, H, W): the morphological black-hat plus top-hat, thin
+    lines and dots darker or lighter than round them; 0 on flat regions, on step edges and on wide shapes."""
     pad = size // 2
     closed = -F.max_pool2d(-F.max_pool2d(gray, size, 1, pad), size, 1, pad)
-    return closed - gray
+    opened = F.max_pool2d(-F.max_pool2d(-gray, size, 1, pad), size, 1, pad)
+    return closed - opened
 
 
 def texture_line_loss(fake: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
-    """The dark lines the generator adds over the photo's texture (grass, surf, snow: `targets.texture_mask`),
+    """The thin lines the generator adds over the photo's texture (grass, surf, snow: `targets.texture_mask`),
     `metrics.texture_lines` made a loss: an adversarial term learns to outline every Canny chain there, a crackle
-    the target terms alone do not stop."""
+    the target terms alone do not stop.  Lines of both signs: penalised for dark lines alone, the generator drew
+    the crackle light."""
     with torch.no_grad():
         rgb = ((photo.float() + 1) * 127.5).clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         mask = torch.from_numpy(np.stack([texture_mask(im) for im in rgb])).to(fake.device, torch.float32)[:, None]
-        reference = dark_lines(grayscale(photo.float())[:, :1])
-    added = F.relu(dark_lines(grayscale(fake.float())[:, :1]) - reference)
+        reference = thin_lines(grayscale(photo.float())[:, :1])
+    added = F.relu(thin_lines(grayscale(fake.float())[:, :1]) - reference)
     return (added * mask).sum() / mask.sum().clamp(min=1.0)
 
 
@@ -185,7 +187,7 @@ OPTIONAL_TERMS: tuple[GeneratorTerm, ...] = (
     GeneratorTerm("color", "w_color", "YUV colour to the photo (AnimeGAN)", lambda t: color_loss(t.fake, t.photo),
                   in_init=True),
     GeneratorTerm("tv", "w_tv", "total variation", lambda t: tv_loss(t.fake)),
-    GeneratorTerm("texture_lines", "w_texture_lines", "dark lines added over the photo's texture",
+    GeneratorTerm("texture_lines", "w_texture_lines", "thin lines added over the photo's texture",
                   lambda t: texture_line_loss(t.fake, t.photo)),
     GeneratorTerm("target_pixel", "w_target_pixel", "pixel L1 to the target (data.target)",
                   lambda t: F.l1_loss(t.fake.float(), t.target.float()), in_init=True),

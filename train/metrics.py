@@ -1,5 +1,6 @@
-"""Quality numbers of a generator: KID (with its spread over subsets), grayscale SSIM to the input, the dark lines
-it adds over texture, and the contact sheet.  FID is in `fid.py`; both take the Inception features that `FIDEvaluator.features` computes.
+"""Quality numbers of a generator: KID (with its spread over subsets), grayscale SSIM to the input, the thin lines
+it adds over texture, and the contact sheet.  FID is in `fid.py`; both take the Inception features that
+`FIDEvaluator.features` computes.
 
 KID (Binkowski et al. 2018): the unbiased MMD^2 with the cubic polynomial kernel k(x, y) = (x.y / d + 1)^3, averaged
 over random subsets; reported x10^3.  Unlike FID it is unbiased for small sets, so a few hundred validation images
@@ -47,17 +48,18 @@ def ssim_gray(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def texture_lines(photo: np.ndarray, output: np.ndarray) -> float | None:
-    """Dark thin lines the output adds over the photo's texture, in grey levels (0: none): the mean, over the
-    photo's texture (`targets.texture_mask`: grass, surf, snow), of the morphological black-hat (7-px disc) of the
-    output's luma less the photo's.  A style that learned to outline every Canny chain draws a crackle there that
-    SSIM barely sees.  None when the photo has no texture."""
+    """Thin lines, dark or light, that the output adds over the photo's texture, in grey levels (0: none): the mean,
+    over the photo's texture (`targets.texture_mask`: grass, surf, snow), of the output's luma closing less opening
+    (black-hat plus top-hat, 7-px disc) less the photo's.  A style that learned to outline every Canny chain draws
+    a crackle there that SSIM barely sees.  None when the photo has no texture."""
     mask = texture_mask(np.asarray(photo, np.uint8))
     if not mask.any():
         return None
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
-    def dark_lines(rgb):
-        return cv2.morphologyEx(gray(rgb).astype(np.float32), cv2.MORPH_BLACKHAT, disc)
-    return float(np.maximum(dark_lines(output) - dark_lines(photo), 0)[mask].mean())
+    def lines(rgb):
+        y = gray(rgb).astype(np.float32)
+        return cv2.morphologyEx(y, cv2.MORPH_CLOSE, disc) - cv2.morphologyEx(y, cv2.MORPH_OPEN, disc)
+    return float(np.maximum(lines(output) - lines(photo), 0)[mask].mean())
 
 
 def contact_sheet(pairs: list[tuple[np.ndarray, ...]], thumb: int = 160, gap: int = 4) -> np.ndarray:
