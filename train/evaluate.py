@@ -132,7 +132,8 @@ def evaluate(weights: str, photos: list[Path], cartoons: list[Path], size: int =
         "kid_photos_x1e3": k_in[0] * 1e3, "kid_photos_std_x1e3": k_in[1] * 1e3,
         "kid_ratio": k_out[0] / max(k_in[0], 1e-12),
         "ssim": float(np.mean(ssim)), "ssim_min": float(np.min(ssim)),
-        "texture_lines": float(np.mean(lines)) if lines else None, "n_textured": len(lines), "engine": f"{engine.device}, {engine.precision}",
+        "texture_lines": float(np.mean(lines)) if lines else None, "n_textured": len(lines),
+        "engine": f"{engine.device}, {engine.precision}",
     }
     if paired is None:
         return numbers, list(zip(in_rgb, out_rgb))
