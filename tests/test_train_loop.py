@@ -85,6 +85,7 @@ def test_tiny_run_exports_best_by_fid_with_a_model_card(folders, tmp_path):
     chosen = result["best"]
     assert chosen is not None and result["best_step"] == chosen["step"] in (4, 8)
     assert 0 < chosen["ssim"] <= 1 and np.isfinite(chosen["kid"]) and chosen["kid_std"] >= 0 and chosen["fid"] > 0
+    assert "texture_lines" in chosen and (chosen["texture_lines"] is None or chosen["texture_lines"] >= 0)
     assert [s for s, _ in list_checkpoints(run / "checkpoints")] == [8, 4]
     meta = read_meta(run / "checkpoints" / "ckpt-000000008.safetensors")
     assert meta["step"] == 8 and meta["best"] == chosen
@@ -133,6 +134,27 @@ def test_resume_continues_exactly(folders, tmp_path):
     # and the run did change the weights
     first = _state(tmp_path / "b" / "checkpoints" / "ckpt-000000003.safetensors")
     assert not torch.equal(first["discriminator.net.0.weight"], b["discriminator.net.0.weight"])
+
+
+def test_edge_smoothed_fakes_are_weighted_by_w_d_smoothed(folders, tmp_path):
+    """loss.w_d_smoothed: D's loss counts the edge-smoothed cartoons as fakes with this weight, and at 0 they are
+    not shown to D at all (the loss does not depend on them)."""
+    def d_loss(weight: float, smoothed_value: float | None) -> float:
+        cfg = load_config(None, _overrides(folders, tmp_path / f"run{weight}", "train.init_epochs=0",
+                                           f"loss.w_d_smoothed={weight}", "optim.lr_d=0", "optim.lr_g=0"))
+        torch.manual_seed(0)
+        trainer = Trainer(cfg, progress=False)
+        trainer.sampler.set_position(0)
+        batch = dict(next(iter(trainer.loader)))
+        if smoothed_value is not None:
+            batch["smoothed"] = torch.full_like(batch["smoothed"], smoothed_value)
+        torch.manual_seed(1)
+        return float(trainer.train_step(batch)["loss/d"])
+
+    assert d_loss(0, None) == pytest.approx(d_loss(0, 1.0))
+    assert d_loss(1, None) != pytest.approx(d_loss(1, 1.0))
+    with_smoothed, without = d_loss(1, -1.0), d_loss(0, -1.0)
+    assert d_loss(2, -1.0) - without == pytest.approx(2 * (with_smoothed - without), rel=1e-4)
 
 
 def test_feature_discriminator_learns_checkpoints_and_resumes_exactly(folders, tmp_path):

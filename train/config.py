@@ -47,6 +47,8 @@ class DataConfig:
     canny_low: int = 100
     canny_high: int = 200
     edge_kernel: int = 5  # dilation and Gaussian kernel size of the edge smoothing
+    # smooth only edges whose 31-px window is at most this fraction edges (outlines, not texture); None: all edges
+    edge_max_density: typing.Optional[float] = None
     sal_segments: int = 200  # SLIC superpixels for RBD
     sal_compactness: float = 10.0
     mbd_passes: int = 3  # raster / inverse-raster passes of the fast MBD transform
@@ -65,6 +67,7 @@ class ModelConfig:
 @dataclasses.dataclass
 class LossConfig:
     w_adv: float = 1.0
+    w_d_smoothed: float = 1.0  # weight of the edge-smoothed cartoons as fakes in D's loss (CartoonGAN: 1; 0: left out)
     w_adv_vgg: float = 0.0  # least-squares adversarial term of a discriminator on VGG features (0 = no such D)
     w_ori: float = 0.25  # content weight, decayed: w_ori * decay ** (adversarial_epoch / 10)
     decay: float = 0.96
@@ -162,6 +165,8 @@ class Config:
             problems.append("data.limit: needs at least 2 files")
         if d.edge_kernel < 1 or d.edge_kernel % 2 == 0:
             problems.append("data.edge_kernel: must be odd and positive")
+        if d.edge_max_density is not None and not 0 < d.edge_max_density <= 1:
+            problems.append("data.edge_max_density: must be a fraction in (0, 1], or null for all edges")
         if self.model.feature_d_channels < 1:
             problems.append("model.feature_d_channels: must be at least 1")
         if self.model.feature_d_head not in FEATURE_D_HEADS:

