@@ -47,7 +47,8 @@ def model_card(cfg: Config, generator: Generator, info: dict) -> str:
                 "the same way."
                 if ev else "No FID / KID was computed for these weights (log.fid was off).")
     if loss.w_d_smoothed > 0:
-        where = f", only edges in windows at most {d.edge_max_density:g} edges" if d.edge_max_density is not None else ""
+        where = ("" if d.edge_max_density is None
+                 else f", only edges whose 31-px window is at most {d.edge_max_density:g} edges")
         smoothed = (f"with edge-smoothed cartoons (Canny {d.canny_low}/{d.canny_high}, {d.edge_kernel}px band{where}) "
                     f"as extra fakes x{loss.w_d_smoothed:g}.")
     else:
