@@ -54,6 +54,15 @@ def test_the_shinkai_recipe_is_ghibli_s_with_its_own_data_target_and_feature_dis
     assert changed == {"w_adv_vgg", "w_target_pixel", "w_target_vgg", "w_tv"}
 
 
+def test_the_clean_ghibli_fine_tune_differs_from_the_recipe_only_in_target_and_smoothed_fakes():
+    cfg = load_config(CONFIGS / "ghibli-cpu-clean.yaml")
+    ghibli = load_config(CONFIGS / "ghibli-cpu.yaml")
+    assert cfg.style == "ghibli" and (cfg.optim, cfg.model) == (ghibli.optim, ghibli.model)
+    assert cfg.data.target == "flat-clean" and cfg.train.init_weights == "weights/ghibli"
+    changed = {k for k, v in dataclasses.asdict(cfg.loss).items() if dataclasses.asdict(ghibli.loss)[k] != v}
+    assert changed == {"w_d_smoothed", "w_target_pixel", "w_target_vgg"} and cfg.loss.w_d_smoothed == 0
+
+
 def test_overrides_dotted_and_short_with_type_coercion():
     cfg = load_config(CONFIGS / "ghibli.yaml", ["loss.w_ori=0.5", "batch_size=4", "budget_minutes=25",
                                                  "lr_d=1e-4", "flip=false", "model.generator=paper", "face_box=[0,1,0,1]"])
@@ -67,6 +76,7 @@ def test_overrides_dotted_and_short_with_type_coercion():
     ("batch_sise=4", "did you mean"),
     ("train.batch_size=four", "expected int"),
     ("data.size=30", "multiple of 4"),
+    ("data.edge_max_density=1.5", "edge_max_density"),
     ("precision=fp8", "precision"),
     ("style=watercolour", "unknown 'watercolour'"),
     ("model.generator=huge", "model.generator"),
