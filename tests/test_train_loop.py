@@ -146,8 +146,9 @@ def test_edge_smoothed_fakes_are_weighted_by_w_d_smoothed(folders, tmp_path):
         trainer = Trainer(cfg, progress=False)
         trainer.sampler.set_position(0)
         batch = dict(next(iter(trainer.loader)))
+        assert ("smoothed" in batch) == (weight > 0)  # at 0 neither built nor loaded
         if smoothed_value is not None:
-            batch["smoothed"] = torch.full_like(batch["smoothed"], smoothed_value)
+            batch["smoothed"] = torch.full_like(batch["cartoon"], smoothed_value)
         torch.manual_seed(1)
         return float(trainer.train_step(batch)["loss/d"])
 

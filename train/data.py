@@ -198,11 +198,13 @@ def _chw(rgb: np.ndarray) -> torch.Tensor:
 
 class UnpairedDataset(Dataset):
     """Item `epoch * len + i`: photo i (with its saliency reference, and its target when `targets` is given) and a
-    cartoon drawn for (epoch, i) (with its edge-smoothed copy), each group cropped and flipped alike.  Targets are
-    images (`targets_are_maps=False`: paired cartoons, decoded like the photos) or cached maps."""
+    cartoon drawn for (epoch, i) (with its edge-smoothed copy unless `smoothed` is None), each group cropped and
+    flipped alike.  Targets are images (`targets_are_maps=False`: paired cartoons, decoded like the photos) or cached
+    maps."""
 
     def __init__(self, cfg: DataConfig, photos: list[Path], saliency: list[Path], cartoons: list[Path],
-                 smoothed: list[Path], seed: int, targets: list[Path] | None = None, targets_are_maps: bool = True):
+                 smoothed: list[Path] | None, seed: int, targets: list[Path] | None = None,
+                 targets_are_maps: bool = True):
         self.cfg, self.seed = cfg, seed
         self.photos, self.saliency, self.cartoons, self.smoothed = photos, saliency, cartoons, smoothed
         self.targets, self.targets_are_maps = targets, targets_are_maps
@@ -238,13 +240,15 @@ class UnpairedDataset(Dataset):
             photo_images.append(read_png(t) if self.targets_are_maps else self._load(t))
         photo, sal, *target = self._crop_flip(rng, *photo_images)
         j = int(rng.integers(len(self.cartoons)))
-        cartoon, smooth = self._crop_flip(rng, self._load(self.cartoons[j]), read_png(self.smoothed[j]))
+        cartoon_images = [self._load(self.cartoons[j])] + ([read_png(self.smoothed[j])] if self.smoothed else [])
+        cartoon, *smooth = self._crop_flip(rng, *cartoon_images)
         item = {
             "photo": _chw(photo),
             "saliency": torch.from_numpy(np.ascontiguousarray(sal, np.float32) / 255.0)[None],
             "cartoon": _chw(cartoon),
-            "smoothed": _chw(smooth),
         }
+        if smooth:
+            item["smoothed"] = _chw(smooth[0])
         if target:
             item["target"] = _chw(target[0])
         return item

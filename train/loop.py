@@ -92,6 +92,8 @@ class Trainer:
     def __init__(self, cfg: Config, resume: bool = False, export_dir: str | os.PathLike | None = None,
                  progress: bool = True):
         self.cfg = cfg
+        # the edge-smoothed cartoons are built, loaded and shown to the pixel D only when its loss counts them
+        self.uses_smoothed = cfg.loss.w_adv > 0 and cfg.loss.w_d_smoothed > 0
         self.export_dir = Path(export_dir) if export_dir else None
         self.dist, self.device = init_distributed(cfg.train.device)
         self.main = self.dist.main
@@ -140,7 +142,9 @@ class Trainer:
         workers = cfg.data.num_workers if cfg.data.num_workers is not None else default_workers(self.device, d)
         cache_workers = max(1, (os.cpu_count() or 1) // d.local_world_size)
         photo_digests, cartoon_digests = file_digests(s.photos), file_digests(s.cartoons)
-        caches = [(saliency_cache(cfg.data), s.photos, photo_digests), (edge_cache(cfg.data), s.cartoons, cartoon_digests)]
+        caches = [(saliency_cache(cfg.data), s.photos, photo_digests)]
+        if self.uses_smoothed:
+            caches.append((edge_cache(cfg.data), s.cartoons, cartoon_digests))
         if cfg.data.target in STYLE_TARGETS:
             caches.append((target_cache(cfg.data, lab_stats(s.photos, cfg.data), lab_stats(s.cartoons, cfg.data)),
                            s.photos, photo_digests))
@@ -155,8 +159,10 @@ class Trainer:
         build(d.rank, d.world_size)  # this rank's share
         if d.world_size > 1:
             dist.barrier()
-        sal_paths, edge_paths, *target_paths = build(0, 1)  # whatever is still missing (a node-local cache folder)
-        targets = target_paths[0] if target_paths else None
+        # whatever is still missing (a node-local cache folder)
+        sal_paths, *rest = build(0, 1)
+        edge_paths = rest.pop(0) if self.uses_smoothed else None
+        targets = rest[0] if rest else None
         if cfg.data.target == "paired":
             targets = paired_files(s.photos, s.cartoons, cfg.data.val_group)
         self.dataset = UnpairedDataset(cfg.data, s.photos, sal_paths, s.cartoons, edge_paths, cfg.train.seed, targets,
@@ -285,8 +291,7 @@ class Trainer:
     def train_step(self, batch: dict) -> dict[str, torch.Tensor]:
         cfg = self.cfg.loss
         dev, mf = self.device, self.memory_format
-        photo, cartoon, smoothed = (batch[k].to(dev, non_blocking=True).contiguous(memory_format=mf)
-                                    for k in ("photo", "cartoon", "smoothed"))
+        photo, cartoon = (batch[k].to(dev, non_blocking=True).contiguous(memory_format=mf) for k in ("photo", "cartoon"))
         sal_ref = batch["saliency"].to(dev, non_blocking=True)
         target = batch["target"].to(dev, non_blocking=True).contiguous(memory_format=mf) if "target" in batch else None
         logs = {}
@@ -298,14 +303,15 @@ class Trainer:
             fake_features = self.vgg_run(fake) if cfg.content_scale == 1 or feature_adv else None
         if not init and cfg.w_adv > 0:
             # D: real cartoons -> 1, generated and edge-smoothed cartoons -> 0 (one forward, instance norm keeps the
-            # three groups independent)
+            # groups independent)
             self.discriminator.requires_grad_(True)
-            with_smoothed = cfg.w_d_smoothed > 0
-            d_in = [cartoon, fake.detach()] + ([smoothed] if with_smoothed else [])
+            d_in = [cartoon, fake.detach()]
+            if self.uses_smoothed:
+                d_in.append(batch["smoothed"].to(dev, non_blocking=True).contiguous(memory_format=mf))
             with self._autocast():
                 scores = self.d_run(self._augment(torch.cat(d_in))).chunk(len(d_in))
             d_loss = L.lsgan_real(scores[0]) + L.lsgan_fake(scores[1])
-            if with_smoothed:
+            if self.uses_smoothed:
                 d_loss = d_loss + cfg.w_d_smoothed * L.lsgan_fake(scores[2])
             self.opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
