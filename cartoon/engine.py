@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import CartoonError
-from .imageio import ImageInput, RGBImage, load_image, resize_max_side
+from .imageio import ImageInput, RGBImage, load_image
 from .network import Generator
 from .registry import DEFAULT_STYLE, STYLES, Style, get_style
 from .runners import OnnxRunner, TorchRunner
@@ -88,7 +88,7 @@ class Cartoonizer:
         requests with different tile sizes."""
         strength = check_strength(strength)
         tile, stats_side = (self.tile, self.stats_side) if tile is None else (check_tile(tile),) * 2
-        img = resize_max_side(load_image(image), max_side)
+        img = load_image(image, max_side=max_side)
         h, w = img.rgb.shape[:2]
         padded = pad_to_multiple(img.rgb)
         cartoon, sal = run_tiled(self.runner, padded, tile, self.overlap, stats_side,
@@ -101,7 +101,7 @@ class Cartoonizer:
               batch_size: int = 4) -> list[CartoonResult]:
         """Cartoonize many images; those of the same size that fit in one tile go through the network together."""
         strength = check_strength(strength)
-        imgs = [resize_max_side(load_image(i), max_side) for i in images]
+        imgs = [load_image(i, max_side=max_side) for i in images]
         results: list[CartoonResult | None] = [None] * len(imgs)
         groups: dict[tuple[int, int], list[int]] = {}
         for i, img in enumerate(imgs):

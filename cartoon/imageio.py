@@ -7,8 +7,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import math
 import os
-import tempfile
+import uuid
 import warnings
 from pathlib import Path
 from typing import Iterator, Union
@@ -56,33 +57,41 @@ def file_problem(path: Path, what: str) -> str | None:
     return None
 
 
-def load_image(src: ImageInput | RGBImage, max_pixels: int = MAX_PIXELS, name: str | None = None) -> RGBImage:
-    """Decode `src` (a path, encoded bytes, a PIL image or a numpy array) into an `RGBImage`.
+def load_image(src: ImageInput | RGBImage, max_pixels: int = MAX_PIXELS, name: str | None = None,
+               max_side: int | None = None) -> RGBImage:
+    """Decode `src` (a path, encoded bytes, a PIL image or a numpy array) into an `RGBImage`, downscaled so that its
+    longer side is at most `max_side` (`resize_max_side`).
 
     EXIF orientation is applied, embedded colour profiles are converted to sRGB, grayscale / palette / CMYK / 16-bit
-    inputs are converted, and alpha is kept aside.  Anything unusable raises `ImageError` with a message for the user.
+    inputs are converted, and alpha is kept aside.  Anything unusable raises `ImageError` with a message for the user
+    that starts with `name` (default: the path, or what `src` is).
     """
     if isinstance(src, RGBImage):
-        return _check_size(src, name or "image", max_pixels)
-    if isinstance(src, np.ndarray):
-        return _check_size(_from_array(src), name or "array", max_pixels)
-    if isinstance(src, Image.Image):
         label = name or "image"
-        return _check_size(_from_pil(src, label, max_pixels), label, max_pixels)
-    if isinstance(src, (bytes, bytearray, memoryview)):
+        img = _check_size(src, label, max_pixels)
+    elif isinstance(src, np.ndarray):
+        label = name or "array"
+        img = _check_size(_from_array(src), label, max_pixels)
+    elif isinstance(src, Image.Image):
+        label = name or "image"
+        img = _check_size(_from_pil(src, label, max_pixels), label, max_pixels)
+    elif isinstance(src, (bytes, bytearray, memoryview)):
         label = name or "uploaded data"
         if len(src) == 0:
             raise ImageError(f"{label}: empty file")
-        return _open_and_decode(io.BytesIO(bytes(src)), label, max_pixels)
-    if isinstance(src, (str, os.PathLike)):
+        img = _open_and_decode(io.BytesIO(bytes(src)), label, max_pixels)
+    elif isinstance(src, (str, os.PathLike)):
         path = Path(src)
         label = name or str(path)
         problem = file_problem(path, "an image")
         if problem:
             raise ImageError(f"{label}: {problem}")
         with open(path, "rb") as f:
-            return _open_and_decode(f, label, max_pixels)
-    raise ImageError(f"cannot read an image from a {type(src).__name__}; give a path, bytes, a PIL image or an array")
+            img = _open_and_decode(f, label, max_pixels)
+    else:
+        raise ImageError(f"cannot read an image from a {type(src).__name__}; give a path, bytes, a PIL image or an "
+                         "array")
+    return resize_max_side(img, max_side, label)
 
 
 def _open_and_decode(fp, label: str, max_pixels: int) -> RGBImage:
@@ -185,13 +194,19 @@ def _check_size(img: RGBImage, label: str, max_pixels: int) -> RGBImage:
     return img
 
 
-def resize_max_side(img: RGBImage, max_side: int | None) -> RGBImage:
-    """Downscale (never upscale) so that the longer side is at most `max_side`; alpha follows."""
+def resize_max_side(img: RGBImage, max_side: int | None, name: str = "image") -> RGBImage:
+    """Downscale (never upscale) so that the longer side is at most `max_side`; alpha follows. An image so long and
+    thin that its short side would end up under MIN_SIDE raises `ImageError` naming `name`, its size and what to do."""
     w, h = img.size
     if not max_side or max(w, h) <= max_side:
         return img
     s = max_side / max(w, h)
     size = (max(1, round(w * s)), max(1, round(h * s)))
+    if min(size) < MIN_SIDE:
+        need = math.ceil(MIN_SIDE * max(w, h) / min(w, h))
+        raise ImageError(f"{name}: {w}x{h} would be {size[0]}x{size[1]} at a longest side of {max_side} px, under "
+                         f"the {MIN_SIDE} px minimum; crop it to a less extreme shape, or allow a longest side of at "
+                         f"least {need} px")
     rgb = np.asarray(Image.fromarray(img.rgb).resize(size, Image.Resampling.LANCZOS))
     alpha = None if img.alpha is None else np.asarray(Image.fromarray(img.alpha).resize(size, Image.Resampling.LANCZOS))
     return RGBImage(rgb, alpha)
@@ -206,9 +221,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path in the same folder; on success it is renamed over `path`, on failure removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
+    # created as open() creates files (0666 less the umask), not private as mkstemp's: the output keeps this mode
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         yield tmp
         with open(tmp, "rb+") as f:

@@ -29,7 +29,7 @@ import numpy as np
 
 from .engine import CartoonResult, Cartoonizer, check_strength, check_tile
 from .errors import CartoonError
-from .imageio import ImageInput, RGBImage, load_image, resize_max_side
+from .imageio import ImageInput, RGBImage, load_image
 from .registry import DEFAULT_PORTRAIT_STYLE, DEFAULT_STYLE, STYLES, Style, available_styles
 
 log = logging.getLogger("cartoon.studio")
@@ -277,7 +277,7 @@ class Studio:
         tile = None if tile is None else check_tile(tile)
         report = progress or (lambda fraction, text: None)
         report(0.0, "Reading the photo")
-        img = resize_max_side(load_image(image), max_side)
+        img = load_image(image, max_side=max_side)
         h, w = img.rgb.shape[:2]
 
         resolved, reason, faces = mode, "", None

@@ -7,6 +7,7 @@ neighbouring tiles is only the convolutions' border handling, which the overlap 
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
@@ -14,7 +15,9 @@ from PIL import Image
 
 from .network import SIZE_MULTIPLE
 
-MIN_TILE = 4 * SIZE_MULTIPLE  # px: smaller tile sizes are raised to this
+# px: the smallest side the generator takes (at 1/4 resolution its 7x7 reflect padding needs 4 px); smaller tile
+# sizes are raised to this
+MIN_TILE = 4 * SIZE_MULTIPLE
 
 
 def to_network(rgb: np.ndarray) -> np.ndarray:
@@ -66,12 +69,15 @@ Runner = Callable[..., tuple]
 
 
 def stats_copy(rgb: np.ndarray, stats_side: int) -> np.ndarray:
-    """The downscaled copy (long side at most `stats_side`, sides multiples of SIZE_MULTIPLE) whose forward pass
-    gives the whole-image statistics."""
+    """The downscaled copy whose forward pass gives the whole-image statistics: long side `stats_side`, sides
+    multiples of SIZE_MULTIPLE. A panorama's copy keeps its short side at stats_side / 4 (or whole), in at most
+    stats_side² pixels (what one square tile holds): a thinner copy would leave its statistics to the borders. Only
+    one longer than 1:(stats_side / MIN_TILE)² is squeezed, to MIN_TILE, the shortest side the generator takes."""
     h, w = rgb.shape[:2]
     m = SIZE_MULTIPLE
-    s = min(1.0, stats_side / max(h, w))
-    sh, sw = max(m, round(h * s / m) * m), max(m, round(w * s / m) * m)
+    s = min(1.0, max(stats_side / max(h, w), min(stats_side / 4 / min(h, w), stats_side / math.sqrt(h * w))))
+    longest = stats_side * stats_side // MIN_TILE // m * m
+    sh, sw = (min(longest, max(MIN_TILE, round(n * s / m) * m)) for n in (h, w))
     if (sh, sw) == (h, w):
         return rgb
     return np.asarray(Image.fromarray(rgb).resize((sw, sh), Image.Resampling.BILINEAR, reducing_gap=2.0))

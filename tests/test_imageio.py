@@ -1,4 +1,6 @@
 import io
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -128,6 +130,31 @@ def test_resize_max_side_downscales_only(rgb):
     small = resize_max_side(img, 30)
     assert small.size == (30, 20) and small.alpha.shape == (20, 30)
     assert resize_max_side(img, 1000) is img
+
+
+def test_max_side_too_small_for_a_thin_strip_names_the_image_and_what_to_do(tmp_path):
+    Image.new("RGB", (10000, 20), "gray").save(tmp_path / "w.png")
+    with pytest.raises(ImageError) as e:
+        load_image(tmp_path / "w.png", name="w.png", max_side=1024)
+    assert str(e.value) == ("w.png: 10000x20 would be 1024x2 at a longest side of 1024 px, under the 16 px minimum; "
+                            "crop it to a less extreme shape, or allow a longest side of at least 8000 px")
+    assert load_image(tmp_path / "w.png", max_side=8000).size == (8000, 16)
+    with pytest.raises(ImageError, match=f"^{tmp_path / 'w.png'}: 10000x20 would be"):  # the path by default
+        load_image(tmp_path / "w.png", max_side=1024)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_written_files_get_the_mode_open_gives(tmp_path, rgb, umask):
+    """Not the temporary file's private 0600: what the umask leaves of 0666, like any file open() creates."""
+    old = os.umask(umask)
+    try:
+        out = save_image(RGBImage(rgb), tmp_path / "out.png")
+        with atomic_path(tmp_path / "data.bin") as tmp:
+            tmp.write_bytes(b"x")
+    finally:
+        os.umask(old)
+    for path in (out, tmp_path / "data.bin"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path
 
 
 def test_save_image_is_atomic_and_lossless(tmp_path, rgb):
