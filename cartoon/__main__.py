@@ -127,13 +127,16 @@ def main(argv: list[str] | None = None) -> int:
                                 max_side=args.max_side)
             save_image(result.image, dst)
             modes[result.mode] = modes.get(result.mode, 0) + 1
+            if args.mode == "auto":  # what it chose and why
+                tqdm.write(f"{src.name}: {result.mode} mode (auto: {result.reason})", file=sys.stderr)
             if args.saliency and result.saliency is not None:
                 save_image(result.saliency_pil(), dst.with_name(f"{dst.stem}_saliency.png"))
             elif args.saliency:
                 no_saliency.append(src.name)
         except (CartoonError, OSError, MemoryError) as e:
             failed.append(src)
-            tqdm.write(f"skipped {src}: {e}", file=sys.stderr)
+            # the image and video errors start with the file's name already
+            tqdm.write(f"skipped {e}" if str(e).startswith(f"{src}: ") else f"skipped {src}: {e}", file=sys.stderr)
         except KeyboardInterrupt:
             bar.close()
             print(f"\ninterrupted: {dst} was not written (nothing half-written is left)", file=sys.stderr)
@@ -141,8 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     written = len(jobs) - len(failed)
     mode = f"{args.mode} mode" + (": " + " + ".join(f"{n} {m}" for m, n in sorted(modes.items()))
                                   if args.mode == "auto" and modes else "")
-    print(f"{written} of {len(jobs)} written to {jobs[0][1].parent if len(jobs) > 1 else jobs[0][1]}"
-          f" (style {args.style}, {mode}{faces}, {engine.backend} on {engine.device}, {engine.precision})",
+    where = jobs[0][1].parent if len(jobs) > 1 else jobs[0][1]
+    done = f"{written} of {len(jobs)} written to {where}" if written else f"nothing written to {where}"
+    print(f"{done} (style {args.style}, {mode}{faces}, {engine.backend} on {engine.device}, {engine.precision})",
           file=sys.stderr)
     if no_saliency:
         print(f"no saliency map for {', '.join(no_saliency)}: portrait mode over the photo has none "

@@ -1,4 +1,5 @@
 """The CLI as users run it: a subprocess, real files, exit codes and messages."""
+import stat
 import subprocess
 import sys
 
@@ -9,9 +10,9 @@ from PIL import Image
 from conftest import REPO
 
 
-def run_cli(*args, cwd=None):
+def run_cli(*args, cwd=None, umask=-1):
     return subprocess.run([sys.executable, "-m", "cartoon", *map(str, args)], cwd=cwd or REPO,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, umask=umask)
 
 
 @pytest.fixture()
@@ -42,6 +43,39 @@ def test_single_file_to_file_with_options(photos, tmp_path, lite_weights):
                 "--max-side", "64", "--tile", "32", "--device", "cpu")
     assert r.returncode == 0, r.stderr
     assert Image.open(tmp_path / "x.png").size == (64, 64)
+
+
+def test_panorama_and_a_strip_too_thin_for_max_side(tmp_path, lite_weights):
+    """A 37:1 strip of a real photo is cartoonized (it used to end in a RuntimeError traceback); a 10000x20 one that
+    --max-side would shrink to 1024x2 is skipped with one line naming it once, its size and what to do."""
+    from skimage import data
+
+    d = tmp_path / "in"
+    d.mkdir()
+    Image.fromarray(data.astronaut()).resize((600, 16), Image.Resampling.LANCZOS, box=(0, 256, 512, 270)).save(
+        d / "wide.png")
+    Image.new("RGB", (10000, 20), "gray").save(d / "thin.png")
+    r = run_cli("-i", d, "-o", tmp_path / "out", "--style", lite_weights, "--max-side", "1024")
+    assert r.returncode == 1, r.stderr
+    assert Image.open(tmp_path / "out" / "wide.png").size == (600, 16)
+    assert not (tmp_path / "out" / "thin.png").exists()
+    skipped = [line for line in r.stderr.splitlines() if line.startswith("skipped")]
+    assert skipped == [f"skipped {d / 'thin.png'}: 10000x20 would be 1024x2 at a longest side of 1024 px, under "
+                       "the 16 px minimum; crop it to a less extreme shape, or allow a longest side of at least 8000 "
+                       "px"]
+    assert "1 of 2 written to" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("-i", d / "thin.png", "-o", tmp_path / "thin.png", "--style", lite_weights, "--max-side", "1024")
+    assert r.returncode == 1 and f"nothing written to {tmp_path / 'thin.png'} (" in r.stderr, r.stderr
+    assert "0 of 1" not in r.stderr and not (tmp_path / "thin.png").exists()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_outputs_get_the_usual_file_mode(photos, tmp_path, lite_weights, umask):
+    """What the umask leaves of 0666, as for any file a program creates, not the temporary file's private 0600."""
+    r = run_cli("-i", photos / "b.png", "-o", tmp_path / "b.png", "--style", lite_weights, "--saliency", umask=umask)
+    assert r.returncode == 0, r.stderr
+    for name in ("b.png", "b_saliency.png"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask, name
 
 
 def test_output_never_overwrites_an_input(photos, lite_weights):
@@ -151,6 +185,8 @@ def test_auto_mode_over_a_folder(portrait_env, face_jpg, tmp_path, lite_weights)
     r = run_env(portrait_env, "-i", d, "-o", tmp_path / "out", "--style", lite_weights, "--mode", "auto")
     assert r.returncode == 0, r.stderr
     assert "auto mode: 1 portrait + 1 scene" in r.stderr
+    assert "face.png: portrait mode (auto: largest face is " in r.stderr  # what it chose for each, and why
+    assert "suit.png: scene mode (auto: no face of at least 48 px found)" in r.stderr
     expected = cartoon.Cartoonizer(lite_weights, device="cpu")(landscape).image.rgb
     assert close(np.asarray(Image.open(tmp_path / "out" / "suit.png")), expected)  # no face: the scene cartoon
 
