@@ -1,3 +1,5 @@
+import stat
+
 import numpy as np
 import onnx
 import pytest
@@ -16,9 +18,12 @@ def exported(lite_weights, tmp_path_factory):
     return out
 
 
-def test_export_writes_four_graphs_with_dynamic_size(exported):
+def test_export_writes_four_graphs_with_dynamic_size(exported, tmp_path):
     names = sorted(p.name for p in exported.iterdir())
     assert names == ["model.int8.onnx", "model.onnx", "model.tiles.int8.onnx", "model.tiles.onnx"]
+    (tmp_path / "plain").write_bytes(b"")  # the mode open() gives under this umask, not the temporary file's 0600
+    modes = {stat.S_IMODE((exported / n).stat().st_mode) for n in names}
+    assert modes == {stat.S_IMODE((tmp_path / "plain").stat().st_mode)}
     graph = onnx.load(str(exported / "model.onnx")).graph
     dims = graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_param for d in dims] == ["batch", "", "height", "width"]

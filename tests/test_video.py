@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -375,11 +376,18 @@ def test_cli_folder_with_videos_photos_and_bad_files(bad_videos, clip, tmp_path,
     assert "3 failed" in r.stderr and "Traceback" not in r.stderr
 
 
+def _default_sigint() -> None:
+    """In the child: Ctrl-C ends it as in a terminal, also when pytest itself runs with SIGINT ignored (a
+    background job, `trap '' INT`), which the child would inherit and Python would keep."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_cli_one_clip_and_ctrl_c(big_photo, tmp_path, lite_weights):
     src = write_clip(tmp_path / "clip.mov", [scene(big_photo, i) for i in range(8)])
-    r = run_cli("-i", src, "-o", tmp_path / "clip_cartoon.mp4", "--style", lite_weights, "--fps", "12")
+    r = run_cli("-i", src, "-o", tmp_path / "clip_cartoon.mp4", "--style", lite_weights, "--fps", "12", umask=0o022)
     assert r.returncode == 0, r.stderr
     assert len(decode(tmp_path / "clip_cartoon.mp4")[0]) == 4 and "frame" in r.stderr
+    assert stat.S_IMODE((tmp_path / "clip_cartoon.mp4").stat().st_mode) == 0o644  # as open() makes it, not 0600
 
     # Ctrl-C in the middle of a longer clip: exit 130, nothing under the output name, no temporary file
     long = write_clip(tmp_path / "long.mp4", [scene(big_photo, i % 40, 128, 96) for i in range(600)], audio=None)
@@ -387,7 +395,7 @@ def test_cli_one_clip_and_ctrl_c(big_photo, tmp_path, lite_weights):
     out.mkdir()
     p = subprocess.Popen([sys.executable, "-m", "cartoon", "-i", str(long), "-o", str(out / "long_cartoon.mp4"),
                           "--style", str(lite_weights)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
+                         text=True, preexec_fn=_default_sigint)
     deadline = time.monotonic() + 300
     while not any(out.iterdir()) and p.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
