@@ -98,7 +98,7 @@ def test_tiny_run_exports_best_by_fid_with_a_model_card(folders, tmp_path):
     card = (export / "README.md").read_text()
     for needed in (f"FID {chosen['fid']:.2f}", f"KID x10^3 {chosen['kid'] * 1e3:.2f}", f"SSIM to the input {chosen['ssim']:.3f}",
                    f"At step {result['best_step']}", "8 train / 2 validation",
-                   "CPU-minutes", "Optional losses used: none", "block4_conv4", "0.25 x 0.96^"):
+                   "CPU-minutes", "Other generator terms: none", "block4_conv4", "0.25 x 0.96^"):
         assert needed in card, needed
     with torch.no_grad():
         y, s = generator(torch.zeros(1, 3, 32, 32))
@@ -150,7 +150,7 @@ def test_edge_smoothed_fakes_are_weighted_by_w_d_smoothed(folders, tmp_path):
         if smoothed_value is not None:
             batch["smoothed"] = torch.full_like(batch["cartoon"], smoothed_value)
         torch.manual_seed(1)
-        return float(trainer.train_step(batch)["loss/d"])
+        return float(trainer.train_step(batch)["loss/d_pixel"])
 
     assert d_loss(0, None) == pytest.approx(d_loss(0, 1.0))
     assert d_loss(1, None) != pytest.approx(d_loss(1, 1.0))
@@ -169,9 +169,9 @@ def test_feature_discriminator_learns_checkpoints_and_resumes_exactly(folders, t
     trainer.sampler.set_position(0)
     batch = next(iter(trainer.loader))
     logs = [trainer.train_step(batch) for _ in range(30)]
-    assert "loss/d" not in logs[0] and "loss/g_adv" not in logs[0]
+    assert "loss/d_pixel" not in logs[0] and "loss/g_pixel" not in logs[0]
     d = [float(x["loss/d_vgg"]) for x in logs]
-    g = [float(x["loss/g_adv_vgg"]) for x in logs]
+    g = [float(x["loss/g_vgg"]) for x in logs]
     # D ends near real -> 1, fake -> 0, so G's term (fake - 1)^2 is near 1
     assert np.mean(d[-3:]) < 0.2 * np.mean(d[:3]) and np.mean(g[-3:]) > 0.7, (d, g)
 
@@ -186,7 +186,7 @@ def test_feature_discriminator_learns_checkpoints_and_resumes_exactly(folders, t
     b = _state(tmp_path / "b" / "checkpoints" / "ckpt-000000004.safetensors")
     assert any(k.startswith("feature_discriminator.") for k in a) and any(k.startswith("optim.df.") for k in a)
     assert a.keys() == b.keys() and [k for k in a if not torch.equal(a[k], b[k])] == []
-    with pytest.raises(ValueError, match="VGG-feature discriminator"):
+    with pytest.raises(ValueError, match="discriminators pixel .Discriminator., vgg .FeatureDiscriminator.; this config has pixel"):
         Trainer(load_config(None, _overrides(folders, tmp_path / "b", "train.init_epochs=0", "train.max_steps=6")),
                 resume=True, progress=False)
 
@@ -201,12 +201,14 @@ def test_pooled_feature_discriminator_learns_and_a_run_resumes_only_with_its_hea
                                        "loss.w_adv_vgg=1", "model.feature_d_head=pooled", "model.feature_d_channels=8",
                                        "model.feature_d_gray=true", "optim.lr_g=0", "optim.lr_s=0", "optim.lr_d=2e-3", "train.batch_size=4"))
     trainer = Trainer(cfg, progress=False)
-    assert isinstance(trainer.feature_d, PooledFeatureDiscriminator)
+    (head,) = trainer.objective.heads
+    assert isinstance(head.net, PooledFeatureDiscriminator)
     trainer.sampler.set_position(0)
     batch = next(iter(trainer.loader))
-    seen = trainer._feature_d_view(batch["cartoon"])
-    assert torch.equal(seen[:, 0], seen[:, 1]) and torch.equal(seen[:, 1], seen[:, 2])
-    assert not torch.equal(batch["cartoon"][:, 0], batch["cartoon"][:, 2])
+    # grayscale: the head sees the cartoons' features as those of their grayscale copies
+    from train.losses import grayscale
+    seen = head.view(batch["cartoon"])[0]
+    assert torch.allclose(seen, head.view(grayscale(batch["cartoon"]))[0], atol=1e-3)
     d = [float(trainer.train_step(batch)["loss/d_vgg"]) for _ in range(30)]
     assert np.mean(d[-3:]) < 0.2 * np.mean(d[:3]), d
 
@@ -214,7 +216,7 @@ def test_pooled_feature_discriminator_learns_and_a_run_resumes_only_with_its_hea
               "log.eval_every=100")
     train(load_config(None, _overrides(folders, tmp_path / "run", *common, "model.feature_d_head=pooled",
                                        "train.max_steps=2")), progress=False)
-    with pytest.raises(ValueError, match="feature_d_head"):
+    with pytest.raises(ValueError, match="vgg .PooledFeatureDiscriminator.; this config has pixel .Discriminator., vgg .FeatureDiscriminator."):
         Trainer(load_config(None, _overrides(folders, tmp_path / "run", *common, "train.max_steps=4")), resume=True,
                 progress=False)
 

