@@ -116,6 +116,11 @@ def read_key_list(path: str, option: str) -> set[str]:
 def make_splits(cfg: DataConfig) -> Splits:
     photos = list_images(cfg.photos, cfg.limit)
     cartoons = list_images(cfg.cartoons, cfg.limit)
+    if cfg.cartoon_include:
+        keep = read_key_list(cfg.cartoon_include, "data.cartoon_include")
+        cartoons = [f for f in cartoons if split_group(f.name, cfg.val_group) in keep]
+        if not cartoons:
+            raise ConfigError(f"data.cartoon_include: none of {cfg.cartoons}'s files is listed in {cfg.cartoon_include}")
     val_names = None
     if cfg.val_list:
         p = Path(cfg.val_list)
@@ -128,7 +133,8 @@ def make_splits(cfg: DataConfig) -> Splits:
         except re.error as e:
             raise ConfigError(f"data.val_group: not a regular expression ({e})") from None
     tp, vp = split_files(photos, cfg.val_fraction, cfg.val_group, cfg.split_seed, val_names)
-    tc, vc = split_files(cartoons, cfg.val_fraction, cfg.val_group, cfg.split_seed, val_names)
+    cartoon_fraction = cfg.val_fraction if cfg.cartoon_val_fraction is None else cfg.cartoon_val_fraction
+    tc, vc = split_files(cartoons, cartoon_fraction, cfg.val_group, cfg.split_seed, val_names)
     if cfg.cartoon_exclude:
         excluded = read_key_list(cfg.cartoon_exclude, "data.cartoon_exclude")
         tc = [f for f in tc if split_group(f.name, cfg.val_group) not in excluded]

@@ -106,9 +106,10 @@ def paired_numbers(in_rgb: np.ndarray, out_rgb: np.ndarray, pair_rgb: np.ndarray
 
 def evaluate(weights: str, photos: list[Path], cartoons: list[Path], size: int = 256, device: str = "auto",
              subsets: int = 50, subset_size: int = 100, paired: list[Path] | None = None,
-             identity: bool = True) -> tuple[dict, list[tuple[np.ndarray, ...]]]:
+             identity: bool = True, reference_config: str | None = None) -> tuple[dict, list[tuple[np.ndarray, ...]]]:
     """(numbers, per photo (input crop, output[, paired cartoon crop]) (H, W, 3) uint8).  `paired`: photo i's own
-    cartoon, for the paired numbers."""
+    cartoon, for the paired numbers.  `reference_config`: a training config whose split gives the KID floor, the
+    photo-vs-frame probe and the frames' look statistics (`train.reference`)."""
     from cartoon.engine import Cartoonizer
     from .fid import FIDEvaluator, frechet_distance
 
@@ -135,6 +136,10 @@ def evaluate(weights: str, photos: list[Path], cartoons: list[Path], size: int =
         "texture_lines": float(np.mean(lines)) if lines else None, "n_textured": len(lines),
         "engine": f"{engine.device}, {engine.precision}",
     }
+    if reference_config:
+        from .reference import StyleReference
+        data = load_config(reference_config).data
+        numbers |= StyleReference(fid, make_splits(data), data, size).numbers(in_rgb, out_rgb, f_in, f_out)
     if paired is None:
         return numbers, list(zip(in_rgb, out_rgb))
     index = {path: i for i, path in enumerate(cartoons)}  # the paired cartoons are among the references
@@ -152,6 +157,9 @@ def format_numbers(n: dict) -> str:
         f"KID ratio stylised / photos: {n['kid_ratio']:.2f}",
         f"mean grayscale SSIM to the input: {n['ssim']:.3f} (lowest {n['ssim_min']:.3f})",
     ]
+    if "kid_floor" in n:
+        from .reference import format_reference
+        lines += format_reference(n)
     if n["texture_lines"] is not None:
         lines.append(f"thin lines added over texture (closing - opening, grey levels): {n['texture_lines']:.2f} "
                      f"({n['n_textured']} photos with texture)")
@@ -186,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     photos_group.add_argument("--photos-split", metavar="CONFIG", help="a training config: its validation photos")
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--cartoons", help="folder of reference cartoons")
-    group.add_argument("--cartoons-split", metavar="CONFIG", help="a training config: its validation cartoons")
+    group.add_argument("--cartoons-split", metavar="CONFIG", help="a training config: its validation cartoons (unpaired: "
+                       "also the KID floor, the photo-vs-frame probe and the look statistics, train/reference.py)")
     p.add_argument("--paired", action="store_true",
                    help="each photo has its own cartoon (by data.val_group's key with a split, else the file stem): "
                         "add L1, perceptual and identity numbers against it")
@@ -212,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
             split = args.photos_split or args.cartoons_split
             paired = paired_files(photos, cartoons, load_config(split).data.val_group if split else None)
         numbers, rows = evaluate(args.weights, photos, cartoons, args.size, args.device, args.subsets,
-                                 args.subset_size, paired, args.identity)
+                                 args.subset_size, paired, args.identity, None if args.paired else args.cartoons_split)
     except (ConfigError, CartoonError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
