@@ -339,6 +339,41 @@ def test_twenty_concurrent_requests_all_answered(server, engines, tmp_path):
         assert log.count(f"loaded style {style} on") == 1, log[-3000:]
 
 
+ARENAS = """
+import ctypes, sys, threading
+import app
+if sys.argv[1] == "limited":
+    app.limit_malloc_arenas()
+libc = ctypes.CDLL("libc.so.6")
+libc.fopen.restype = ctypes.c_void_p
+started, done = threading.Barrier(9), threading.Barrier(9)
+def request():  # a worker thread that allocates, alive while the others are
+    buffers = [ctypes.create_string_buffer(100_000) for _ in range(10)]
+    started.wait()
+    done.wait()
+threads = [threading.Thread(target=request) for _ in range(8)]
+for t in threads:
+    t.start()
+started.wait()
+f = libc.fopen(sys.argv[2].encode(), b"w")
+libc.malloc_info(0, ctypes.c_void_p(f))
+libc.fclose(ctypes.c_void_p(f))
+done.wait()
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc's malloc")
+def test_malloc_arenas_are_bounded(tmp_path):
+    """What kept the app's memory growing under load (bench_app_memory.py): glibc gives every thread that allocates
+    an arena of its own, and keeps what is freed in each. The app's main() limits them to two."""
+    counts = {}
+    for how in ("default", "limited"):
+        out = tmp_path / f"{how}.xml"
+        subprocess.run([sys.executable, "-c", ARENAS, how, str(out)], cwd=REPO, check=True, timeout=120)
+        counts[how] = out.read_text().count("<heap nr=")
+    assert counts["limited"] == 2 < counts["default"], counts  # default: one per thread (9 here), up to 8 per core
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Portrait and auto modes (facecrop)
 
