@@ -34,6 +34,7 @@ import argparse
 import json
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -134,6 +135,26 @@ class Identity:
         return np.asarray(self.d.recognizer.compute_face_descriptor(img, shape), np.float64)
 
 
+def iou(a, b) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
+    return w * h / union if union > 0 else 0.0
+
+
+def matched(reference: list, faces: list, scale: float) -> int:
+    """How many reference faces (full-size pixels) a run cartoonized: a face of its result (`FaceResult.box`, in
+    its photo's pixels, `scale` full-size pixels each) overlapping the reference box by IoU >= 0.5, one to one."""
+    boxes = [tuple(v * scale for v in f.box) for f in faces]
+    pairs = sorted(((iou(r.box, b), i, j) for i, r in enumerate(reference) for j, b in enumerate(boxes)), reverse=True)
+    used_r, used_b = set(), set()
+    for overlap, i, j in pairs:
+        if overlap >= 0.5 and i not in used_r and j not in used_b:
+            used_r.add(i)
+            used_b.add(j)
+    return len(used_r)
+
+
 def reference_faces(rgb: np.ndarray, min_size: float) -> list:
     from facecrop.detect import RetinaFaceDetector
 
@@ -158,15 +179,16 @@ def run_photos(studio, args, identity) -> dict:
         if args.out:
             Path(args.out).mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(Path(args.out) / (path.stem + ".png")), cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
+        ref = reference_faces(photo, args.min_size)
         try:
-            at_app = len(studio.run(str(path), "portrait", mode="portrait", max_side=args.app_side).faces)
+            app = studio.run(str(path), "portrait", mode="portrait", max_side=args.app_side)
+            at_app = matched(ref, app.faces, photo.shape[1] / app.photo.size[0])
         except NoFaceError as e:
             at_app = 0
             print(f"  {path.name} at {args.app_side} px: {e}")
-        ref = reference_faces(photo, args.min_size)
         present = PRESENT.get(path.name, len(ref)) if folder.resolve() == (SHARED / "data" / "people").resolve() \
             else len(ref)
-        found_full = sum(1 for f in r.faces if min(f.box[2] - f.box[0], f.box[3] - f.box[1]) >= args.min_size)
+        found_full = matched(ref, r.faces, 1.0)
         s, band = seam(photo, out)
         white = new_white(photo, out)
         per_face = []
@@ -180,12 +202,13 @@ def run_photos(studio, args, identity) -> dict:
         row = dict(photo=path.name, size=list(photo.shape[1::-1]), seconds=seconds, seam=s, seam_px=band,
                    white_px=white, present=present, found_full=found_full, found_app=at_app,
                    faces_run=len(r.faces), delta_e=float(np.mean([f["delta_e"] for f in per_face] or [np.nan])),
-                   faces=per_face, reason=getattr(r, "skipped", None) and [str(x) for x in r.skipped])
+                   faces=per_face, skipped=[(k.reason, k.detail) for k in getattr(r, "skipped", [])])
         rows.append(row)
         blurred = [f for f in per_face if f["sharp_photo"] < BLURRED_SHARPNESS]
         print(f"{path.name:<24} {photo.shape[1]}x{photo.shape[0]}  ΔE {row['delta_e']:5.1f}  seam {s:4.2f}  "
               f"white px {white:5d}  faces: present {present}, found full {found_full}, at {args.app_side} px "
-              f"{at_app}  id {np.nanmean([f['identity'] for f in per_face]) if per_face else float('nan'):.3f}  "
+              f"{at_app}  skipped {dict(Counter(why for why, _ in row['skipped']))}  "
+              f"id {np.nanmean([f['identity'] for f in per_face]) if per_face else float('nan'):.3f}  "
               f"blurred faces' sharpness out/photo {[round(f['sharp_ratio'], 2) for f in blurred]}  "
               f"{seconds:.1f} s")
     summary = dict(
@@ -233,7 +256,8 @@ def run_aligned(studio, args, identity) -> dict:
     s = dict(n=len(files), identity_generator=float(np.mean(d_gen)), identity_portrait_mode=float(np.mean(d_pipe)),
              delta_e_generator=float(np.mean(de_gen)), delta_e_portrait_mode=float(np.mean(de_pipe)),
              no_face=missed)
-    print(f"held-out aligned faces ({len(files)}): dlib identity distance: generator alone {s['identity_generator']:.3f}, "
+    print(f"held-out aligned faces ({len(files)}): dlib identity distance: generator alone "
+          f"{s['identity_generator']:.3f}, "
           f"portrait mode {s['identity_portrait_mode']:.3f}; colour ΔE: generator alone {s['delta_e_generator']:.1f}, "
           f"portrait mode {s['delta_e_portrait_mode']:.1f}; no face found: {missed}")
     return s

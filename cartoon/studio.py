@@ -7,10 +7,13 @@
     cartoonize("photo.jpg", style="ghibli", mode="auto")       # the same through one shared Studio
 
 Modes. "scene": the style's generator on the whole photo. "portrait": every face of at least PORTRAIT_MIN_FACE px
-is found, aligned and cut out (`facecrop`), cartoonized with the portrait style and pasted back over the photo
-(`background="photo"`) or over the chosen style's cartoon of the whole photo (`background="cartoon"`). "auto":
-portrait when the largest face (`facecrop.Face.size`, its box's shorter side) is at least
-AUTO_PORTRAIT_FACE_FRACTION of the image's shorter side, else scene; scene too when face detection is unavailable.
+(in the photo as given, before `max_side`: faces are found and cropped at full resolution, then pasted into the
+downscaled picture), not in profile and in focus, is found, aligned and cut out (`facecrop`), cartoonized with the
+portrait style, given the photo's colour, light, focus and grain, and pasted back over the photo
+(`background="photo"`) or over the chosen style's cartoon of the whole photo (`background="cartoon"`); the faces
+left alone are in `StudioResult.skipped`, with why. "auto": portrait when the largest face (`facecrop.Face.size`,
+its box's shorter side) is at least AUTO_PORTRAIT_FACE_FRACTION of the image's shorter side, else scene; scene too
+when face detection is unavailable.
 
 Faces get the chosen style when it is a portrait style, else the Studio's portrait style (`portrait_style`, by
 default the registry's DEFAULT_PORTRAIT_STYLE) when its weights are there, else the chosen style.
@@ -60,9 +63,17 @@ def check_background(background: str, what: str = "background") -> str:
 @dataclasses.dataclass(eq=False)
 class FaceResult:
     photo: np.ndarray  # (S, S, 3) uint8: the aligned crop on white, what the face style got
-    cartoon: np.ndarray  # (S, S, 3) uint8: its cartoon, as pasted back
+    cartoon: np.ndarray  # (S, S, 3) uint8: the face style's cartoon of it
     saliency: np.ndarray  # (S, S) uint8: the face style's saliency map of the crop
-    box: tuple[float, float, float, float]  # the face in the photo: x0, y0, x1, y1
+    box: tuple[float, float, float, float]  # the face in `StudioResult.photo`: x0, y0, x1, y1
+    pasted: np.ndarray | None = None  # (S, S, 3) uint8: the cartoon as pasted back (the photo's colour and light)
+
+
+@dataclasses.dataclass(eq=False)
+class SkippedFace:
+    box: tuple[float, float, float, float]  # the face in `StudioResult.photo`: x0, y0, x1, y1
+    reason: str  # "too small", "profile" or "blurred" (facecrop.SKIP_REASONS)
+    detail: str  # e.g. "31 px, under 48" (sizes in the photo as given)
 
 
 @dataclasses.dataclass(eq=False)
@@ -77,6 +88,7 @@ class StudioResult:
     face_style: str | None = None  # portrait mode: display name of the style the faces got
     background: str | None = None  # portrait mode: "photo" or "cartoon"
     faces: list[FaceResult] = dataclasses.field(default_factory=list)
+    skipped: list[SkippedFace] = dataclasses.field(default_factory=list)  # portrait mode: faces left as they are
     strength: float = 1.0
     device: str = ""
     precision: str = ""
@@ -98,7 +110,13 @@ class StudioResult:
         if self.mode == "portrait":
             n = len(self.faces)
             around = f"{self.style} cartoon" if self.background == "cartoon" else "the photo"
-            used = f"faces: {self.face_style}, background: {around} ({n} face{'s' if n != 1 else ''})"
+            skipped = ""
+            if self.skipped:
+                why = {}
+                for f in self.skipped:
+                    why[f.reason] = why.get(f.reason, 0) + 1
+                skipped = f"; {len(self.skipped)} left as they are: " + ", ".join(f"{k} {r}" for r, k in why.items())
+            used = f"faces: {self.face_style}, background: {around} ({n} face{'s' if n != 1 else ''}{skipped})"
         else:
             used = self.style
         mode = f"{self.mode} mode (auto: {self.reason})" if self.requested_mode == "auto" else f"{self.mode} mode"
@@ -247,7 +265,8 @@ class Studio:
             return str(e)
 
     def detect(self, image: ImageInput | RGBImage) -> list:
-        """Faces of at least the pipeline's `min_face`, largest first (`facecrop.Face`)."""
+        """The usable faces (at least the pipeline's `min_face`, not in profile, in focus), largest first
+        (`facecrop.Face`), in the pixels of `image` as given."""
         pipe = self.faces()
         with self._faces_lock:
             return pipe.detect(image)
@@ -277,8 +296,9 @@ class Studio:
         tile = None if tile is None else check_tile(tile)
         report = progress or (lambda fraction, text: None)
         report(0.0, "Reading the photo")
-        img = load_image(image, max_side=max_side)
-        h, w = img.rgb.shape[:2]
+        full = load_image(image)
+        # faces are found and cropped in `full`, pasted into `img` (the same object when max_side changes nothing)
+        img = load_image(full, name=str(image) if isinstance(image, (str, os.PathLike)) else None, max_side=max_side)
 
         resolved, reason, faces = mode, "", None
         if mode == "auto":
@@ -286,9 +306,9 @@ class Studio:
                 resolved, reason = "scene", "face detection is not available here"
             else:
                 report(0.05, "Looking for faces")
-                faces = self.detect(img)
+                faces = self.detect(full)
                 if faces:
-                    fraction = faces[0].size / min(h, w)
+                    fraction = faces[0].size / min(full.rgb.shape[:2])
                     big = fraction >= AUTO_PORTRAIT_FACE_FRACTION
                     resolved = "portrait" if big else "scene"
                     reason = (f"largest face is {fraction:.0%} of the shorter side, "
@@ -325,13 +345,19 @@ class Studio:
 
             report(0.1, "Aligning and cartoonizing faces")
             with self._faces_lock:
+                # (`source` only when there is one: a pipeline of the caller's may not take it)
                 pr = pipe.run(img, stylize, background=background,
-                              scene=scene if background == "cartoon" else None, faces=faces)
+                              scene=scene if background == "cartoon" else None, faces=faces,
+                              **({} if full is img else {"source": full}))
             out.image = RGBImage(np.ascontiguousarray(pr.image), img.alpha)
             out.saliency = scene_saliency[0] if scene_saliency else None
             out.face_style, out.background = display_name(face_style), background
-            out.faces = [FaceResult(c.image, styl, sal, c.face.box)
-                         for c, styl, sal in zip(pr.crops, pr.stylized, crop_saliency)]
+            scale = getattr(pr, "scale", 1.0)
+            pasted = getattr(pr, "pasted", None) or pr.stylized
+            out.faces = [FaceResult(c.image, styl, sal, c.face.scaled(scale).box if scale != 1 else c.face.box, p)
+                         for c, styl, sal, p in zip(pr.crops, pr.stylized, crop_saliency, pasted)]
+            out.skipped = [SkippedFace(s.face.scaled(scale).box if scale != 1 else s.face.box, s.reason, s.detail)
+                           for s in getattr(pr, "skipped", [])]
         if engine is not None:
             out.device, out.precision = engine.device, engine.precision
         else:

@@ -6,10 +6,10 @@
 """
 from .align import AlignedFace
 from .detect import DETECTORS, FaceAlignmentDetector, Face, RetinaFaceDetector
-from .pipeline import BACKGROUNDS, FacePipeline, NoFaceError, PortraitResult
+from .pipeline import BACKGROUNDS, SKIP_REASONS, FacePipeline, NoFaceError, PortraitResult, SkippedFace
 from .segment import DEFAULT_SEGMENTER, OnnxSegmenter
 
 __all__ = [
     "AlignedFace", "BACKGROUNDS", "DEFAULT_SEGMENTER", "DETECTORS", "Face", "FaceAlignmentDetector", "FacePipeline",
-    "NoFaceError", "OnnxSegmenter", "PortraitResult", "RetinaFaceDetector",
+    "NoFaceError", "OnnxSegmenter", "PortraitResult", "RetinaFaceDetector", "SKIP_REASONS", "SkippedFace",
 ]

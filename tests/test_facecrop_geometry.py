@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 from facecrop import Face
-from facecrop.align import (EYE_CENTRE, EYE_DISTANCE, EYE_MOUTH_DISTANCE, alignment, apply, crop, invert, paste,
-                            paste_weight)
+from facecrop.align import EYE_CENTRE, EYE_DISTANCE, EYE_MOUTH_DISTANCE, alignment, apply, crop, invert, paste
 
 
 def template_landmarks(crop_size: int) -> np.ndarray:
@@ -121,16 +120,6 @@ def test_crop_past_the_photo_edge_is_white_with_no_coverage():
     assert coverage[:25].max() == 0 and coverage[:, :35].max() == 0
     assert coverage[40:, 50:].min() == 1
     np.testing.assert_array_equal(image[40:, 50:], img[10:98, 10:88])
-
-
-def test_paste_weight_fades_at_the_crop_edges_and_follows_the_mask():
-    mask = np.zeros((256, 256), np.float32)
-    mask[40:, 60:200] = 1
-    w = paste_weight(mask)
-    assert w[0].max() < 0.05 and w[-1].max() < 0.05 and w[:, 0].max() < 0.05 and w[:, -1].max() < 0.05
-    assert w[128, 128] > 0.99  # deep inside the person
-    assert w[128, 30] < 0.01 and w[20, 128] < 0.01  # background
-    assert w[128, 61] < 0.5  # the outline is pulled in
 
 
 def test_bad_landmarks_are_refused():

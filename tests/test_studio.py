@@ -155,6 +155,24 @@ def test_portrait_over_the_scene_cartoon(studio, scene_engine, lite_weights, fac
     assert "background: lite-random cartoon (1 face)" in r.summary
 
 
+def test_portrait_finds_faces_in_the_full_size_photo_and_says_which_it_left(studio, lite_weights, face_photo):
+    """max_side shrinks the face under PORTRAIT_MIN_FACE; it is found and cropped in the photo as given and pasted
+    into the smaller one. A face too small even there is left as it is, and the result says so."""
+    r = studio.run(face_photo, str(lite_weights), "portrait", max_side=120)
+    assert r.photo.size == (120, 120) and r.image.rgb.shape == (120, 120, 3) and len(r.faces) == 1
+    (full,) = studio.detect(face_photo)
+    np.testing.assert_allclose(r.faces[0].box, np.array(full.box) * 120 / 320, atol=1e-6)
+    assert r.skipped == [] and "(1 face) ·" in r.summary
+    tiny = np.asarray(Image.fromarray(face_photo).resize((96, 96), Image.Resampling.LANCZOS))
+    group = np.full((320, 416, 3), 255, np.uint8)
+    group[:, :320] = face_photo
+    group[100:196, 320:] = tiny  # her face at ~28 px: found, under 48
+    r = studio.run(group, str(lite_weights), "portrait")
+    assert len(r.faces) == 1 and [s.reason for s in r.skipped] == ["too small"]
+    assert r.skipped[0].box[0] > 320 and "px, under 48" in r.skipped[0].detail
+    assert "(1 face; 1 left as they are: 1 too small)" in r.summary
+
+
 def test_portrait_without_a_face_raises_no_face(studio, lite_weights):
     with pytest.raises(NoFaceError, match="no face"):
         studio.run(smooth_photo(160, 120), str(lite_weights), "portrait")
