@@ -78,7 +78,7 @@ def test_overrides_dotted_and_short_with_type_coercion():
     ("data.size=30", "multiple of 4"),
     ("data.edge_max_density=1.5", "edge_max_density"),
     ("precision=fp8", "precision"),
-    ("style=watercolour", "unknown 'watercolour'"),
+    ("style=watercolour", "'watercolour' is not a registered style"),
     ("model.generator=huge", "model.generator"),
     ("model.feature_d_head=global", "model.feature_d_head"),
     ("w_ori=-1", "must not be negative"),

@@ -336,3 +336,35 @@ def test_tiny_config_runs_from_the_command_line(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert "done: step 6, best at step " in out.stdout and "KID x10^3" in out.stdout
     assert from_pretrained(tmp_path / "weights").config.to_dict() == from_pretrained(tmp_path / "run" / "best").config.to_dict()
+
+
+def test_a_run_keeps_its_generator_when_the_registry_changes_and_new_styles_need_no_registry(folders, tmp_path,
+                                                                                               monkeypatch):
+    """The run folder describes itself: a run of a registered style resumes and exports with the generator it was
+    started with after cartoon/registry.py gives the style another config; a style the registry does not know
+    trains when model.generator names the architecture."""
+    import dataclasses as dc
+
+    from cartoon.network import get_config
+    from cartoon.registry import STYLES
+    from train.config import ConfigError
+
+    base = [o for o in _overrides(folders, tmp_path / "run", "train.init_epochs=0", "log.ckpt_every=2")
+            if not o.startswith("model.generator")]
+    train(load_config(None, base + ["train.max_steps=2"]), progress=False)
+    assert "generator: wide-res" in (tmp_path / "run" / "config.yaml").read_text()
+    monkeypatch.setitem(STYLES, "ghibli", dc.replace(STYLES["ghibli"], config="lite"))
+    trainer = Trainer(load_config(None, base + ["train.max_steps=4"]), resume=True, progress=False)
+    assert trainer.generator.config == get_config("wide-res") and trainer.step == 2
+    trainer.fit()
+    assert export_main([str(tmp_path / "run"), "--checkpoint", "latest", "--to", str(tmp_path / "out")]) == 0
+    assert from_pretrained(tmp_path / "out").config == get_config("wide-res")
+    # asking for another generator than the run's is refused by name
+    with pytest.raises(ConfigError, match="another generator than model.generator=lite"):
+        Trainer(load_config(None, base + ["train.max_steps=6", "model.generator=lite"]), resume=True, progress=False)
+    # a new style: no registry entry, the architecture named in the config
+    new = [o for o in _overrides(folders, tmp_path / "new", "train.max_steps=1") if o != "model.generator=lite"]
+    with pytest.raises(ConfigError, match="'watercolour' is not a registered style"):
+        load_config(None, new + ["style=watercolour"])
+    result = train(load_config(None, new + ["style=watercolour", "model.generator=lite"]), progress=False)
+    assert result["step"] == 1

@@ -60,7 +60,9 @@ class DataConfig:
 
 @dataclasses.dataclass
 class ModelConfig:
-    generator: typing.Optional[str] = None  # "lite" | "paper"; None: the style's config in cartoon.registry
+    # a cartoon.network.CONFIGS name; None: a resumed run's own (its checkpoint's), else the registered style's.
+    # A run records the one it resolved in its config.yaml and checkpoints, so the registry can change under it.
+    generator: typing.Optional[str] = None
     d_channels: int = 32  # discriminator width of the first conv (CartoonGAN: 32)
     diffaug: str = ""  # DiffAugment policies for everything D sees, e.g. "translation,cutout" ("" = off)
     feature_d_channels: int = 64  # width of the VGG-feature discriminator's head (on when loss.w_adv_vgg > 0)
@@ -78,6 +80,7 @@ class LossConfig:
     surface_eps: float = 0.2
     w_adv_texture: float = 0.0  # a patch D on one random grayscale of the images (White-box's texture)
     w_structure: float = 0.0  # VGG L1 to the output's own superpixel painting (White-box's structure)
+    w_structure_pixel: float = 0.0  # pixel L1 to that painting: flat regions sooner than through VGG alone
     superpixels: int = 100  # SLIC segments per 256x256 of the structure term's painting
     w_ori: float = 0.25  # content weight, decayed: w_ori * decay ** (adversarial_epoch / 10)
     decay: float = 0.96
@@ -139,7 +142,7 @@ class LogConfig:
 @dataclasses.dataclass
 class Config:
     name: str = "run"
-    style: str = "ghibli"  # cartoon.registry style: names the generator config and the export folder
+    style: str = "ghibli"  # a name for the style; a registered one (cartoon.registry) also gives the generator
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     loss: LossConfig = dataclasses.field(default_factory=LossConfig)
@@ -149,6 +152,7 @@ class Config:
 
     @property
     def generator_config(self) -> str:
+        """The generator config name a fresh run trains: model.generator, else the registered style's."""
         return self.model.generator or STYLES[self.style].config
 
     @property
@@ -161,8 +165,9 @@ class Config:
     def validate(self) -> "Config":
         d, t = self.data, self.train
         problems = []
-        if self.style not in STYLES:
-            problems.append(f"style: unknown {self.style!r}; known: {', '.join(STYLES)}")
+        if self.style not in STYLES and self.model.generator is None:
+            problems.append(f"style: {self.style!r} is not a registered style ({', '.join(STYLES)}): set model.generator "
+                            f"(one of {', '.join(GENERATOR_CONFIGS)}) to train a new one")
         if self.model.generator is not None and self.model.generator not in GENERATOR_CONFIGS:
             problems.append(f"model.generator: unknown {self.model.generator!r}; known: {', '.join(GENERATOR_CONFIGS)}")
         if not d.photos or not d.cartoons:

@@ -23,7 +23,8 @@ from .config import Config, ConfigError
 
 def model_card(cfg: Config, generator: Generator, info: dict) -> str:
     """Markdown card: what the weights are, what data and recipe made them, how long it took, how good they are."""
-    style = STYLES[cfg.style]
+    style = STYLES.get(cfg.style)
+    title, description = (style.display_name, style.description) if style else (cfg.style, "")
     d, t = cfg.data, cfg.train
     ev = info.get("eval")
     recipe = list(info["recipe"])  # Objective.describe(), recorded by the run
@@ -46,16 +47,16 @@ def model_card(cfg: Config, generator: Generator, info: dict) -> str:
 library_name: cartoon
 tags: [image-to-image, cartoon, cartoongan]
 ---
-# {style.display_name}: saliency-augmented CartoonGAN generator
+# {title}: saliency-augmented CartoonGAN generator
 
-{style.description}
+{description}
 
 Trained with `python -m train` (run `{cfg.name}`) and exported from the generator's exponential moving average.
 Load with `cartoon.from_pretrained(folder)` or `python -m cartoon --style <folder>`.
 
 | | |
 |---|---|
-| architecture | `{cfg.generator_config}` generator config, {count_parameters(generator) / 1e6:.2f} M parameters |
+| architecture | `{cfg.model.generator or 'custom'}` generator config, {count_parameters(generator) / 1e6:.2f} M parameters |
 | photos | `{d.photos}`: {info['n_photos']} train / {info['n_val_photos']} validation |
 | cartoons | `{d.cartoons}`: {info['n_cartoons']} train / {info['n_val_cartoons']} validation |
 | crops | {d.size}x{d.size}{', horizontal flips' if d.flip else ''}{f', short side resized to {d.short_side}' if d.short_side else ''} |
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConfigError(f"{path}: no such checkpoint")
             meta = read_meta(path)
             cfg = load_config(run / "config.yaml")
-            generator = Generator(cfg.generator_config)
+            generator = Generator(meta["generator_config"])  # the checkpoint's own, not the registry's
             state = {k[4:]: v for k, v in load_file(str(path)).items() if k.startswith("ema.")}
             generator.load_state_dict(state)
             with torch.no_grad():

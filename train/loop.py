@@ -23,7 +23,8 @@ from torch.utils.data import DataLoader
 from PIL import Image
 from tqdm import tqdm
 
-from cartoon.network import Generator, get_config
+from cartoon.network import CONFIGS as GENERATOR_CONFIGS
+from cartoon.network import Generator, GeneratorConfig, get_config
 from cartoon.tiling import from_network
 from cartoon.imageio import save_image
 from cartoon.runners import choose_dtype
@@ -113,6 +114,7 @@ class Trainer:
             raise ConfigError(f"{self.run_dir} already holds checkpoints: pass --resume to continue that run, or set "
                               "log.run_dir (or name) for a new one")
         self._build_data()
+        self.generator_spec = self._resolve_generator(resume)
         self._build_models()
         self.step = 0
         self.train_seconds = 0.0
@@ -181,9 +183,26 @@ class Trainer:
             raise ConfigError(f"FID needs at least 2 validation photos and cartoons (have {len(s.val_photos)} and "
                               f"{len(s.val_cartoons)}): raise data.val_fraction, or set log.fid=false")
 
+    def _resolve_generator(self, resume: bool) -> GeneratorConfig:
+        """The generator this run trains: a resumed run's own (from its newest checkpoint), whatever the registry
+        says now; else model.generator or the registered style's, recorded in the config the run folder keeps."""
+        cfg = self.cfg
+        newest = list_checkpoints(self.ckpt_dir) if resume else []
+        saved = get_config(read_meta(newest[0][1])["generator_config"]) if newest else None
+        if cfg.model.generator is None:
+            if saved is not None:
+                cfg.model.generator = next((n for n, c in GENERATOR_CONFIGS.items() if c == saved), None)
+                return saved
+            cfg.model.generator = cfg.generator_config
+        chosen = get_config(cfg.model.generator)
+        if saved is not None and saved != chosen:
+            raise ConfigError(f"{newest[0][1]}: was trained with another generator than model.generator="
+                              f"{cfg.model.generator}; resume without model.generator (the run's own), or start a new run")
+        return chosen
+
     def _build_models(self) -> None:
         cfg, dev = self.cfg, self.device
-        self.generator = Generator(cfg.generator_config).to(dev, memory_format=self.memory_format)
+        self.generator = Generator(self.generator_spec).to(dev, memory_format=self.memory_format)
         if cfg.train.init_weights:
             self._load_init_weights(cfg.train.init_weights)
         self.ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
@@ -208,7 +227,7 @@ class Trainer:
             raise ConfigError(f"train.init_weights: {e}") from None
         if start.config.to_dict() != self.generator.config.to_dict():
             raise ConfigError(f"train.init_weights: {source} is a {start.config.to_dict()} generator; the run trains "
-                              f"{self.cfg.generator_config!r} (set model.generator to match)")
+                              f"{self.generator_spec.to_dict()} (set model.generator to match)")
         self.generator.load_state_dict(start.state_dict())
 
     def _modules(self) -> dict:
@@ -228,8 +247,6 @@ class Trainer:
         found = load_latest(self.ckpt_dir, self._modules(), self._optimizers(), warn)
         if found is not None:
             path, meta = found
-            if meta["generator_config"] != get_config(self.cfg.generator_config).to_dict():
-                raise ConfigError(f"{path}: was trained with another architecture; resume with the run's config")
             self.step, self.train_seconds = meta["step"], meta["train_seconds"]
             self.best, self.last_eval = meta["best"], meta["last_eval"]
             self.resumed_from = path

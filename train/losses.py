@@ -131,9 +131,24 @@ def color_loss(fake: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
     return F.l1_loss(a[:, 0], b[:, 0]) + F.huber_loss(a[:, 1], b[:, 1]) + F.huber_loss(a[:, 2], b[:, 2])
 
 
+def _window_sums(cum: torch.Tensor, r: int, dim: int) -> torch.Tensor:
+    """From cumulative sums along `dim`, the sums over the window [i - r, i + r] cut at the borders."""
+    n = cum.shape[dim]
+    left = cum.narrow(dim, r, r + 1)
+    middle = cum.narrow(dim, 2 * r + 1, n - 2 * r - 1) - cum.narrow(dim, 0, n - 2 * r - 1)
+    right = cum.narrow(dim, n - 1, 1) - cum.narrow(dim, n - 2 * r - 1, r)
+    return torch.cat([left, middle, right], dim)
+
+
 def box_mean(x: torch.Tensor, r: int) -> torch.Tensor:
-    """Mean over the (2r+1)^2 window round each pixel, the window cut at the borders."""
-    return F.avg_pool2d(x, 2 * r + 1, 1, r, count_include_pad=False)
+    """Mean over the (2r+1)^2 window round each pixel, the window cut at the borders: cumulative sums, O(1) a pixel
+    at any radius (avg_pool2d took a second a training step on the CPU).  Needs sides above 2r + 1."""
+    if min(x.shape[-2:]) <= 2 * r + 1:
+        raise ValueError(f"box_mean: radius {r} needs images larger than {2 * r + 1} px")
+    sums = _window_sums(_window_sums(x.cumsum(2), r, 2).cumsum(3), r, 3)
+    ones = torch.ones(1, 1, *x.shape[-2:], dtype=x.dtype, device=x.device)
+    count = _window_sums(_window_sums(ones.cumsum(2), r, 2).cumsum(3), r, 3)
+    return sums / count
 
 
 def guided_filter(guide: torch.Tensor, x: torch.Tensor, r: int, eps: float) -> torch.Tensor:
@@ -177,17 +192,21 @@ def superpixel_colour(rgb: np.ndarray, segments: int = 100) -> np.ndarray:
     return out.reshape(rgb.shape)
 
 
+@torch.no_grad()
+def superpixel_painting(fake: torch.Tensor, segments_per_256: int) -> torch.Tensor:
+    """The outputs' own superpixel paintings (`superpixel_colour`), (N, 3, H, W) in [-1, 1].  The segment count
+    scales with the image area, so regions have the same size in pixels at any crop size."""
+    rgb = ((fake.float() + 1) * 127.5).round().clamp(0, 255).permute(0, 2, 3, 1).cpu().numpy().astype(np.uint8)
+    segments = max(8, round(segments_per_256 * rgb.shape[1] * rgb.shape[2] / 256 ** 2))
+    painted = np.stack([superpixel_colour(im, segments) for im in rgb])
+    return (torch.from_numpy(painted).permute(0, 3, 1, 2).to(fake.device) / 127.5 - 1.0).to(fake.dtype)
+
+
 def structure_loss(vgg: nn.Module, fake: torch.Tensor, fake_features: torch.Tensor | None,
-                   segments_per_256: int) -> torch.Tensor:
+                   painting: torch.Tensor) -> torch.Tensor:
     """White-box's structure loss: VGG feature L1 between the output and its own superpixel painting (no gradient
-    through the painting), which pulls the output towards flat regions with edges on region boundaries.  The
-    segment count scales with the image area, so regions have the same size in pixels at any crop size."""
-    with torch.no_grad():
-        rgb = ((fake.float().detach() + 1) * 127.5).clamp(0, 255).permute(0, 2, 3, 1).cpu().numpy().astype(np.uint8)
-        segments = max(8, round(segments_per_256 * rgb.shape[1] * rgb.shape[2] / 256 ** 2))
-        painted = np.stack([superpixel_colour(im, segments) for im in rgb])
-        painted = torch.from_numpy(painted).permute(0, 3, 1, 2).to(fake.device) / 127.5 - 1.0
-    return content_loss(vgg, fake, painted.to(fake.dtype), fake_features=fake_features)
+    through the painting), which pulls the output towards flat regions with edges on region boundaries."""
+    return content_loss(vgg, fake, painting, fake_features=fake_features)
 
 
 def tv_loss(x: torch.Tensor) -> torch.Tensor:
@@ -220,7 +239,7 @@ def texture_line_loss(fake: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
 # ---- the generator's optional terms: one table that the training step iterates and the model card lists -------------
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)
 class StepImages:
     """What an optional generator term may look at in one training step."""
 
@@ -231,7 +250,12 @@ class StepImages:
     fake_features: Optional[torch.Tensor] = None  # vgg(fake), shared with the content loss
     face: Optional[nn.Module] = None  # the face-ID network, built only when its weight is on
     target: Optional[torch.Tensor] = None  # the photo's target (data.target), when there is one
-    superpixels: int = 100  # structure term: SLIC segments per 256x256 area
+    superpixels: int = 100  # structure terms: SLIC segments per 256x256 area
+
+    @functools.cached_property
+    def painting(self) -> torch.Tensor:
+        """The output's own superpixel painting, made once for the structure terms."""
+        return superpixel_painting(self.fake.detach(), self.superpixels)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -250,7 +274,9 @@ OPTIONAL_TERMS: tuple[GeneratorTerm, ...] = (
                   in_init=True),
     GeneratorTerm("tv", "w_tv", "total variation", lambda t: tv_loss(t.fake)),
     GeneratorTerm("structure", "w_structure", "structure: VGG L1 to the output's own superpixel painting (White-box)",
-                  lambda t: structure_loss(t.vgg, t.fake, t.fake_features, t.superpixels)),
+                  lambda t: structure_loss(t.vgg, t.fake, t.fake_features, t.painting)),
+    GeneratorTerm("structure_pixel", "w_structure_pixel", "pixel L1 to the output's own superpixel painting",
+                  lambda t: F.l1_loss(t.fake.float(), t.painting.float())),
     GeneratorTerm("texture_lines", "w_texture_lines", "thin lines added over the photo's texture",
                   lambda t: texture_line_loss(t.fake, t.photo)),
     GeneratorTerm("target_pixel", "w_target_pixel", "pixel L1 to the target (data.target)",
