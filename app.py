@@ -44,9 +44,10 @@ from PIL import Image
 
 from cartoon import CartoonError, RGBImage, load_image, save_image
 from cartoon import video as cvideo
-from cartoon.engine import check_strength
+from cartoon.imageio import MIN_SIDE, smallest_max_side
+from cartoon.options import BACKGROUNDS, MODES
 from cartoon.registry import DEFAULT_STYLE, STYLES, WEIGHTS_DIR, Style
-from cartoon.studio import Studio, StudioResult, check_background, check_mode
+from cartoon.studio import Studio, StudioResult
 
 try:  # Hugging Face ZeroGPU: present on Spaces only; the GPU is attached for the duration of a decorated call
     import spaces
@@ -55,10 +56,14 @@ except ImportError:
 
 log = logging.getLogger("cartoon.app")
 
-MODE_LABELS = [("Auto (portrait when a face is large enough)", "auto"), ("Scene", "scene"), ("Portrait", "portrait")]
-BACKGROUND_LABELS = [("Keep the photo", "photo"), ("Cartoon it too", "cartoon")]  # cartoon.studio.BACKGROUNDS
+# The library's choices, with the page's words for them (a choice added there without words here stops the start).
+_MODE_TEXT = {"auto": "Auto (portrait when a face is large enough)", "scene": "Scene", "portrait": "Portrait"}
+MODE_LABELS = [(_MODE_TEXT[m], m) for m in MODES]
+_BACKGROUND_TEXT = {"photo": "Keep the photo", "cartoon": "Cartoon it too"}
+BACKGROUND_LABELS = [(_BACKGROUND_TEXT[b], b) for b in BACKGROUNDS]
 MIN_OUTPUT_SIDE, MAX_OUTPUT_SIDE = 64, 4096  # the longest output side; inputs are only ever downscaled
-MIN_TILE, MAX_TILE = 128, 2048
+OUTPUT_SIDE_CPU, OUTPUT_SIDE_GPU = 1024, 2048  # its default: a 1024 px photo takes seconds on 2 CPU threads
+MIN_TILE, MAX_TILE = 128, 2048  # the page's own range (the library takes tiles down to cartoon.tiling.MIN_TILE)
 MAX_UPLOAD = "40mb"
 MAX_BATCH = 16  # photos per batch request
 OUTPUT_TTL_S = 3600  # written PNGs older than this are removed
@@ -91,6 +96,13 @@ def default_concurrency() -> int:
     import torch
 
     return 2 if (spaces is not None or torch.cuda.is_available()) else 1
+
+
+def default_max_side() -> int:
+    """The output size (longest side) the page starts with: larger where a GPU makes it quick."""
+    import torch
+
+    return OUTPUT_SIDE_GPU if (spaces is not None or torch.cuda.is_available()) else OUTPUT_SIDE_CPU
 
 
 def device_choices() -> list[str]:
@@ -168,17 +180,20 @@ def _user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-def _check_options(style: str, mode: str, strength: float, background: str, max_side: float, tile: float,
-                   device: str) -> tuple[Style, int, int]:
-    st = studio()
-    styles = {s.name: s for s in st.styles()}
+def _available(style: str) -> Style:
+    """The style asked for, when this server has it; else a UserError naming those it has."""
+    styles = {s.name: s for s in studio().styles()}
     if not styles:
         raise UserError(no_styles_message())
     if style not in styles:
         raise UserError(f"style {style!r} is not available here; choose one of: {', '.join(styles)}")
-    check_mode(mode)
-    check_background(background)
-    check_strength(strength)
+    return styles[style]
+
+
+def _check_options(style: str, max_side: float, tile: float, device: str) -> tuple[Style, int, int]:
+    """The style and the page's own limits; mode, background and strength are the library's to check
+    (`Studio.run`, where they come in)."""
+    st = _available(style)
     try:
         max_side, tile = int(max_side), int(tile)
     except (TypeError, ValueError):
@@ -189,14 +204,26 @@ def _check_options(style: str, mode: str, strength: float, background: str, max_
         raise UserError(f"tile size must be between {MIN_TILE} and {MAX_TILE} px, got {tile}")
     if device not in device_choices():
         raise UserError(f"device must be one of {', '.join(device_choices())}, got {device!r}")
-    return styles[style], max_side, tile
+    return st, max_side, tile
 
 
 def _process(path: str, name: str, style: Style, mode: str, strength: float, background: str, max_side: int,
-             tile: int, device: str, progress: Callable[[float, str], None]) -> StudioResult:
-    """One photo through the library's Studio (the mode policy lives there); `name` is the file name to show."""
-    return studio().run(load_image(path, name=name), style.name, mode, strength, background, tile,
-                        max_side=max_side, device=device, progress=progress)
+             tile: int, device: str, progress: Callable[[float, str], None]) -> tuple[StudioResult, str]:
+    """One photo through the library's Studio (the mode policy lives there); `name` is the file name to show.
+    Returns the result and what the output size did to the photo ("" when nothing)."""
+    img = load_image(path, name=name)
+    w, h = img.size
+    need = smallest_max_side(img.size)
+    if max_side < need:
+        short = max(1, round(min(w, h) * max_side / max(w, h)))
+        todo = (f"set the output size to at least {need} px, or crop it" if need <= MAX_OUTPUT_SIDE else
+                f"crop it to a less extreme shape (the output size goes up to {MAX_OUTPUT_SIDE} px)")
+        raise UserError(f"{name}: {w}x{h} is too long and thin for an output size of {max_side} px (its short side "
+                        f"would be {short} px, under {MIN_SIDE}); {todo}.")
+    out = studio().run(img, style, mode, strength, background, tile, max_side=max_side, device=device,
+                       progress=progress)
+    resized = f"downscaled from {w}×{h} px to the output size, {max_side} px" if out.photo.size != img.size else ""
+    return out, resized
 
 
 def _progress_fn(progress) -> Callable[[float, str], None]:
@@ -221,14 +248,14 @@ def cartoonize(photo: str | None, style: str, mode: str, strength: float, backgr
     face crops gallery, the PNG again for the download button, a line saying what was done)."""
     if photo is None:
         raise UserError("Upload a photo first (JPEG, PNG, WebP, BMP or TIFF).")
-    st, max_side, tile = _check_options(style, mode, strength, background, max_side, tile, device)
+    st, max_side, tile = _check_options(style, max_side, tile, device)
     name = Path(photo).name
-    out = _process(photo, name, st, mode, float(strength), background, max_side, tile, device,
-                   _progress_fn(progress))
+    out, resized = _process(photo, name, st, mode, strength, background, max_side, tile, device,
+                            _progress_fn(progress))
     _progress_fn(progress)(0.95, "Saving PNG")
     d = _new_output_dir()
     stem = _stem(name)
-    cartoon_png = _save(out.image, d / f"{stem}_{st.name}.png")
+    cartoon_png = _save(out.image, d / f"{stem}_{_made_with(out, st)}.png")
     photo_png = _save(out.photo, d / f"{stem}.png")
     saliency_png = _save(out.saliency, d / f"{stem}_{st.name}_saliency.png") if out.saliency is not None else None
     captioned = []
@@ -236,11 +263,19 @@ def cartoonize(photo: str | None, style: str, mode: str, strength: float, backgr
         captioned += [(face.photo, f"face {i}: aligned photo"), (face.cartoon, f"face {i}: {out.face_style}"),
                       (face.saliency, f"face {i}: saliency")]
     crops = [(_save(arr, d / f"{stem}_face_{i}.png"), caption) for i, (arr, caption) in enumerate(captioned)]
-    info = out.summary
+    info = out.summary + (f" · {resized}" if resized else "")
     if out.saliency is None and out.faces:
         info += " · saliency maps: per face, in Face crops"
     return (cartoon_png, (photo_png, cartoon_png), saliency_png, crops,
             gr.DownloadButton(value=cartoon_png, visible=True), info)
+
+
+def _made_with(out: StudioResult, style: Style) -> str:
+    """For file names: the style, or in portrait mode the faces' style (and the background's when it is a cartoon)."""
+    if out.mode != "portrait":
+        return style.name
+    faces = out.face_style_name  # what `run` gave them
+    return faces if out.background != "cartoon" or faces == style.name else f"{faces}_{style.name}"
 
 
 @_gpu
@@ -254,7 +289,7 @@ def cartoonize_batch(files: list[str] | None, style: str, mode: str, strength: f
         raise UserError("Upload one or more photos first.")
     if len(files) > MAX_BATCH:
         raise UserError(f"{len(files)} photos is more than the {MAX_BATCH} a batch may hold; split them up.")
-    st, max_side, tile = _check_options(style, mode, strength, background, max_side, tile, device)
+    st, max_side, tile = _check_options(style, max_side, tile, device)
     report = _progress_fn(progress)
     d = _new_output_dir()
     gallery, failed, seen = [], [], set()
@@ -263,8 +298,9 @@ def cartoonize_batch(files: list[str] | None, style: str, mode: str, strength: f
         name = Path(path).name
         report(i / len(files), f"Photo {i + 1} of {len(files)}: {name}")
         try:
-            out = _process(path, name, st, mode, float(strength), background, max_side, tile, device,
-                           lambda f, desc: report((i + f) / len(files), f"Photo {i + 1} of {len(files)}: {desc}"))
+            out, resized = _process(
+                path, name, st, mode, strength, background, max_side, tile, device,
+                lambda f, desc: report((i + f) / len(files), f"Photo {i + 1} of {len(files)}: {desc}"))
         except CartoonError as e:
             failed.append(str(e) if str(e).startswith(name) else f"{name}: {e}")
             continue
@@ -272,7 +308,8 @@ def cartoonize_batch(files: list[str] | None, style: str, mode: str, strength: f
         while stem in seen:
             stem += "_"
         seen.add(stem)
-        gallery.append((_save(out.image, d / f"{stem}_{st.name}.png"), f"{name} · {out.summary}"))
+        gallery.append((_save(out.image, d / f"{stem}_{_made_with(out, st)}.png"),
+                        f"{name} · {out.summary}" + (f" · {resized}" if resized else "")))
     if not gallery:
         raise UserError("None of the photos could be cartoonized: " + "; ".join(failed))
     for msg in failed:
@@ -312,15 +349,14 @@ def cartoonize_video(video: str | None, style: str, strength: float, max_side: f
         raise UserError("the longest side must be a number") from None
     if not MIN_VIDEO_SIDE <= side <= MAX_VIDEO_SIDE:
         raise UserError(f"the longest side must be between {MIN_VIDEO_SIDE} and {MAX_VIDEO_SIDE} px, got {side}")
-    st, _, _ = _check_options(style, "scene", strength, "photo", MIN_OUTPUT_SIDE, MIN_TILE, "auto")
-    engine, lock = studio().engine(st.name)
+    st = _available(style)
     name = Path(video).name
     report = _progress_fn(progress)
     report(0.0, "Reading the video")
     out = _new_output_dir() / f"{_stem(name, 'video')}_{st.name}.mp4"
-    result = cvideo.cartoonize_video(
-        engine, video, out, strength=float(strength), max_side=side, lock=lock, max_seconds=video_max_seconds(),
-        copy_audio=cvideo.BROWSER_AUDIO, name=name,
+    result = studio().video(
+        video, out, st, strength, max_side=side, max_seconds=video_max_seconds(), copy_audio=cvideo.BROWSER_AUDIO,
+        name=name,
         progress=lambda done, total: report(min(done / total, 1.0) if total else 0.0,
                                             f"Frame {done}" + (f" of {total}" if total else "")))
     return str(out), gr.DownloadButton(value=str(out), visible=True), f"{st.display_name} · {result.summary}"
@@ -359,13 +395,21 @@ def no_styles_message() -> str:
             "then restart the app.")
 
 
+# Group photos for portrait mode, read where the project's shared data sits next to the checkout (they cannot be
+# redistributed, so they are never copied into the repository; without that folder the app simply lists fewer).
+SHARED_PEOPLE = Path(__file__).resolve().parent.parent / "shared" / "data" / "people"
+GROUP_EXAMPLES = ("insightface_t1.jpg", "whitebox_party7.jpg")  # six at a card table; four at a dinner table
+
+
 def example_photos() -> list[str]:
-    """Photos that installed packages ship: scikit-image's (always, it is a requirement) and scikit-learn's."""
+    """Photos that installed packages ship: scikit-image's (always, it is a requirement) and scikit-learn's; and,
+    for portrait mode, group photos from ../shared/data/people when that folder is there."""
     paths = []
     spec = importlib.util.find_spec("skimage")
     if spec and spec.origin:
         data = Path(spec.origin).parent / "data"
         paths += [data / n for n in ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg")]
+    paths += [SHARED_PEOPLE / n for n in GROUP_EXAMPLES]
     spec = importlib.util.find_spec("sklearn")
     if spec and spec.origin:
         images = Path(spec.origin).parent / "datasets" / "images"
@@ -376,6 +420,13 @@ def example_photos() -> list[str]:
 def _style_markdown(name: str | None) -> str:
     s = STYLES.get(name or "")
     return f"*{s.description}*" if s else ""
+
+
+FAILED = "⚠️ **Not cartoonized**: the error message says why. The previous result was removed."
+
+
+def _visible(shown: bool, n: int) -> list:
+    return [gr.update(visible=shown)] * n
 
 
 CSS = """
@@ -420,15 +471,16 @@ def build_demo(st: Studio | None = None, concurrency: int | None = None, max_que
                                       info="portrait mode: around the faces, the photo or the chosen style's cartoon")
                 strength = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Strength",
                                      info="0 = the photo, 1 = the full style", elem_id="strength")
-                with gr.Accordion("Output size, tiling, device", open=False):
-                    max_side = gr.Slider(MIN_OUTPUT_SIDE, MAX_OUTPUT_SIDE, value=1024, step=32,
-                                         label="Longest side (px)", info="larger photos are downscaled first")
+                max_side = gr.Slider(MIN_OUTPUT_SIDE, MAX_OUTPUT_SIDE, value=default_max_side(), step=32,
+                                     label="Output size: longest side (px)", elem_id="max-side",
+                                     info="larger photos are downscaled to this; larger sizes take longer")
+                with gr.Accordion("Tiling, device", open=False) as advanced:
                     tile = gr.Slider(MIN_TILE, MAX_TILE, value=st.default_tile(), step=64, label="Tile size (px)",
                                      info="larger images run tile by tile, seamlessly; smaller tiles use less memory")
                     device = gr.Dropdown(device_choices(), value="auto", label="Device")
             with gr.Column(scale=2):
                 with gr.Tabs():
-                    with gr.Tab("One photo", id="one"):
+                    with gr.Tab("One photo", id="one") as one_tab:
                         with gr.Row():
                             photo = photo_input(label="Photo", sources=["upload", "clipboard", "webcam"],
                                                 elem_id="photo", height=420)
@@ -454,7 +506,7 @@ def build_demo(st: Studio | None = None, concurrency: int | None = None, max_que
                         if examples:
                             gr.Examples([[p] for p in examples], inputs=[photo], label="Examples (click one)",
                                         examples_per_page=8)
-                    with gr.Tab("Several photos", id="many"):
+                    with gr.Tab("Several photos", id="many") as many_tab:
                         files = gr.File(label="Photos", file_count="multiple", file_types=["image"],
                                         elem_id="files")
                         run_batch = gr.Button("Cartoonize all", variant="primary", interactive=ready,
@@ -462,7 +514,7 @@ def build_demo(st: Studio | None = None, concurrency: int | None = None, max_que
                         batch_info = gr.Markdown(label="summary", elem_id="batch-info")
                         gallery = gr.Gallery(label="Cartoons (PNG)", format="png", columns=3, elem_id="gallery",
                                              buttons=["download", "download_all", "fullscreen"])
-                    with gr.Tab("Video", id="video"):
+                    with gr.Tab("Video", id="video") as video_tab:
                         gr.Markdown(f"Up to **{video_max_seconds():g} s** of video per request here (longer clips: "
                                     "`python -m cartoon -i clip.mp4`). Scene mode with the style and strength on "
                                     "the left; the sound is kept and the statistics are smoothed over time, so "
@@ -481,13 +533,24 @@ def build_demo(st: Studio | None = None, concurrency: int | None = None, max_que
 
         options = [style, mode, strength, background, max_side, tile, device]
         style.change(_style_markdown, style, style_info, queue=False, api_visibility="private")
+        # the Video tab takes the style and the strength only (its size is its own)
+        photo_only = [mode, background, max_side, advanced]
+        for tab, shown in ((one_tab, True), (many_tab, True), (video_tab, False)):
+            tab.select(functools.partial(_visible, shown, len(photo_only)), None, photo_only, queue=False,
+                       api_visibility="private")
+        # A failed request leaves no earlier result behind as if it were this one's: cleared, and the line says so.
         run.click(cartoonize, [photo, *options], [result, compare, saliency, crops, download, info],
-                  api_name="cartoonize", concurrency_limit=limit, concurrency_id="model")
+                  api_name="cartoonize", concurrency_limit=limit, concurrency_id="model").failure(
+            lambda: (None, None, None, [], gr.DownloadButton(value=None, visible=False), FAILED),
+            None, [result, compare, saliency, crops, download, info], queue=False, api_visibility="private")
         run_batch.click(cartoonize_batch, [files, *options], [gallery, batch_info], api_name="cartoonize_batch",
-                        concurrency_limit=limit, concurrency_id="model")
+                        concurrency_limit=limit, concurrency_id="model").failure(
+            lambda: ([], FAILED), None, [gallery, batch_info], queue=False, api_visibility="private")
         run_video.click(cartoonize_video, [video_in, style, strength, video_side],
                         [video_out, video_download, video_info], api_name="cartoonize_video",
-                        concurrency_limit=limit, concurrency_id="model")
+                        concurrency_limit=limit, concurrency_id="model").failure(
+            lambda: (None, gr.DownloadButton(value=None, visible=False), FAILED), None,
+            [video_out, video_download, video_info], queue=False, api_visibility="private")
         gr.api(styles, api_name="styles", queue=False)
     demo.queue(max_size=max(1, max_queue), default_concurrency_limit=limit)
     return demo

@@ -211,10 +211,11 @@ def footprint(inverse: np.ndarray, side: int, shape: tuple[int, int]) -> tuple[i
     return None if x0 >= x1 or y0 >= y1 else (x0, y0, x1, y1)
 
 
-def paste_weight(mask: np.ndarray, inverse: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def paste_weight(mask: np.ndarray, inverse: np.ndarray, size: tuple[int, int], soften: float = 0.0) -> np.ndarray:
     """The weight (H, W) float32 a crop is pasted with into an image region of `size` (w, h), `inverse` mapping the
     crop to the region: 0 outside the person mask and on its outline (`HALO` crop pixels), ramping up to 1 over
-    `FEATHER` of the crop's side measured in the region's pixels, times the head oval (`head_weight`)."""
+    `FEATHER` of the crop's side measured in the region's pixels (at least `soften` pixels: an out-of-focus face's
+    outline is as soft as the photo's), times the head oval (`head_weight`)."""
     side = mask.shape[0]
     scale = math.sqrt(abs(np.linalg.det(np.asarray(inverse, np.float64)[:, :2])))  # region px per crop px
     person = align.warp(np.asarray(mask, np.float32), inverse, size, border_value=0)
@@ -224,7 +225,7 @@ def paste_weight(mask: np.ndarray, inverse: np.ndarray, size: tuple[int, int]) -
         return np.zeros(size[::-1], np.float32)
     dist = cv2.distanceTransform(np.pad(solid, 1, constant_values=0), cv2.DIST_L2, 5)[1:-1, 1:-1]
     halo = max(1.0, HALO * side / 256 * scale)
-    ramp = max(1.5, FEATHER * side * scale)
+    ramp = max(1.5, FEATHER * side * scale, soften)
     return (_smoothstep((dist - halo) / ramp) * head).astype(np.float32)
 
 
@@ -246,41 +247,61 @@ def paste(canvas: np.ndarray, cartoon: np.ndarray, mask: np.ndarray, inverse: np
     weight = paste_weight(mask, m, size)
     if photo is not None:
         face = FACE_SHARE * side * math.sqrt(abs(np.linalg.det(m[:, :2])))
-        colour = _match_focus_and_grain(colour, photo[y0:y1, x0:x1], weight, grain, face, seed=(x0, y0, x1, y1))
+        person = (align.warp(np.asarray(mask, np.float32), m, size, border_value=0) >= 0.5).astype(np.float32)
+        colour, blur = _match_focus_and_grain(colour, photo[y0:y1, x0:x1], weight, person, grain, face,
+                                              seed=(x0, y0, x1, y1))
+        if blur > 0:
+            weight = paste_weight(mask, m, size, soften=2.5 * blur)
     region = canvas[y0:y1, x0:x1]
     region += weight[..., None] * (colour - region)
     return weight
 
 
 def detail(gray: np.ndarray, where: np.ndarray) -> float:
-    """High-frequency energy within `where`: the Laplacian's spread over the luminance's (contrast-free)."""
-    lap = cv2.Laplacian(np.asarray(gray, np.float32), cv2.CV_32F)
-    return float(lap[where].std() / max(float(gray[where].std()), 1.0))
+    """Fine detail within `where`: the spread of the Laplacian at half resolution (where a JPEG's 8 px blocks and
+    pixel noise, which an out-of-focus photo still has, count little next to drawn lines)."""
+    h, w = gray.shape
+    size = (max(1, w // 2), max(1, h // 2))
+    small = cv2.resize(np.asarray(gray, np.float32), size, interpolation=cv2.INTER_AREA)
+    sel = cv2.resize(where.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+    if sel.sum() < 16:
+        return 0.0
+    return float(cv2.Laplacian(small, cv2.CV_32F)[sel].std())
 
 
-def _match_focus_and_grain(colour: np.ndarray, photo: np.ndarray, weight: np.ndarray, grain: bool, face: float,
-                           seed: tuple) -> np.ndarray:
+def _blur_inside(colour: np.ndarray, person: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of the person only (a normalised convolution): the crop's white around it does not bleed in."""
+    num = cv2.GaussianBlur(colour * person[..., None], (0, 0), sigma)
+    den = cv2.GaussianBlur(person, (0, 0), sigma)[..., None]
+    return np.where(den > 0.05, num / np.maximum(den, 1e-4), colour)
+
+
+def _match_focus_and_grain(colour: np.ndarray, photo: np.ndarray, weight: np.ndarray, person: np.ndarray,
+                           grain: bool, face: float, seed: tuple) -> tuple[np.ndarray, float]:
+    """(the cartoon blurred to the photo's focus and with its grain, the blur sigma applied)."""
     core = weight > 0.9
     if core.sum() < 100:
-        return colour
+        return colour, 0.0
     g_photo = cv2.cvtColor(np.asarray(photo, np.uint8), cv2.COLOR_RGB2GRAY).astype(np.float32)
     g_cartoon = cv2.cvtColor(np.clip(colour, 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY).astype(np.float32)
     s_photo, s_cartoon = blur_sigma(g_photo, core), blur_sigma(g_cartoon, core)
+    applied = 0.0
     if s_photo is not None and s_cartoon is not None and s_photo > s_cartoon + 0.1:
         extra = math.sqrt(s_photo ** 2 - s_cartoon ** 2)
         if extra > 0.3:
-            blurred = cv2.GaussianBlur(colour, (0, 0), extra)
+            blurred = _blur_inside(colour, person, extra)
             if s_photo >= max(OUT_OF_FOCUS[0], OUT_OF_FOCUS[1] * face):
                 # Out of focus: the cartoon's line work is crisper than any photo edge at the same blur, so blur on
                 # until it has no more fine detail than the photo there.
-                target = detail(g_photo, core)
-                for _ in range(4):
+                pasted = weight > 0.05
+                target = detail(g_photo, pasted)
+                for _ in range(5):
                     g = cv2.cvtColor(np.clip(blurred, 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
-                    if detail(g.astype(np.float32), core) <= 1.05 * target:
+                    if detail(g.astype(np.float32), pasted) <= target:
                         break
                     extra *= 1.25
-                    blurred = cv2.GaussianBlur(colour, (0, 0), extra)
-            colour = blurred
+                    blurred = _blur_inside(colour, person, extra)
+            colour, applied = blurred, extra
             g_cartoon = cv2.GaussianBlur(g_cartoon, (0, 0), extra)
     if grain:
         n_photo, n_cartoon = noise_sigma(g_photo, core), noise_sigma(g_cartoon, core)
@@ -288,4 +309,4 @@ def _match_focus_and_grain(colour: np.ndarray, photo: np.ndarray, weight: np.nda
         if add > 0.5:
             rng = np.random.default_rng(zlib.crc32(repr(seed).encode()))
             colour = colour + rng.normal(0, add, colour.shape[:2] + (1,)).astype(np.float32)
-    return colour
+    return colour, applied
