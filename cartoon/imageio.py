@@ -194,6 +194,11 @@ def _check_size(img: RGBImage, label: str, max_pixels: int) -> RGBImage:
     return img
 
 
+def smallest_max_side(size: tuple[int, int]) -> int:
+    """The smallest `max_side` that leaves both sides of an image of `size` (either order) at least MIN_SIDE."""
+    return math.ceil(MIN_SIDE * max(size) / min(size))
+
+
 def resize_max_side(img: RGBImage, max_side: int | None, name: str = "image") -> RGBImage:
     """Downscale (never upscale) so that the longer side is at most `max_side`; alpha follows. An image so long and
     thin that its short side would end up under MIN_SIDE raises `ImageError` naming `name`, its size and what to do."""
@@ -202,8 +207,8 @@ def resize_max_side(img: RGBImage, max_side: int | None, name: str = "image") ->
         return img
     s = max_side / max(w, h)
     size = (max(1, round(w * s)), max(1, round(h * s)))
-    if min(size) < MIN_SIDE:
-        need = math.ceil(MIN_SIDE * max(w, h) / min(w, h))
+    need = smallest_max_side(img.size)
+    if max_side < need:
         raise ImageError(f"{name}: {w}x{h} would be {size[0]}x{size[1]} at a longest side of {max_side} px, under "
                          f"the {MIN_SIDE} px minimum; crop it to a less extreme shape, or allow a longest side of at "
                          f"least {need} px")

@@ -200,11 +200,39 @@ def test_scene_mode_each_style(client, engines, tmp_path, style):
 
 def test_output_size_downscales_and_strength_zero_is_the_photo(client, tmp_path):
     src = photo(tmp_path / "big.png", 200, 150, seed=2)
-    out, (before, _), *_ = client.predict(handle_file(str(src)), *options(strength=0.0, max_side=64),
-                                          api_name="/cartoonize")
+    out, (before, _), *_, info = client.predict(handle_file(str(src)), *options(strength=0.0, max_side=64),
+                                                api_name="/cartoonize")
     got = rgb(out)
     assert got.shape == (48, 64, 3)
     assert np.array_equal(got, rgb(before))  # strength 0: the (downscaled) photo itself
+    assert "64×48 px" in info and "downscaled from 200×150 px to the output size, 64 px" in info  # said, not hidden
+
+
+def test_panorama_through_the_app(client, engines, tmp_path):
+    """A 40:1 strip of a real photo in auto mode, the app's default: cartoonized like the library does it (it used to
+    be "Something went wrong on our side (RuntimeError)")."""
+    from skimage import data
+    src = tmp_path / "pano.png"
+    band = (0, 250, 512, 250 + 512 / 40)  # across her shoulders
+    Image.fromarray(data.astronaut()).resize((4000, 100), Image.Resampling.LANCZOS, box=band).save(src)
+    out, *_, info = client.predict(handle_file(str(src)), *options(mode="auto"), api_name="/cartoonize")
+    assert_close(rgb(out), engines["ghibli"](src, max_side=1024).image.rgb, "panorama")
+    assert "1024×26 px" in info and "downscaled from 4000×100 px" in info
+
+
+@pytest.mark.parametrize("w, todo", [
+    (10000, "crop it to a less extreme shape (the output size goes up to 4096 px)."),
+    (2000, "set the output size to at least 1600 px, or crop it."),
+])
+def test_a_strip_too_thin_for_the_output_size_is_named_as_uploaded(client, tmp_path, w, todo):
+    """The message names the user's image as uploaded (it used to say "image: 1024x2 is too small", the size after
+    the app's own downscale) and what to do."""
+    src = tmp_path / "strip.png"
+    Image.new("RGB", (w, 20), "gray").save(src)
+    with pytest.raises(AppError) as e:
+        client.predict(handle_file(str(src)), *options(), api_name="/cartoonize")
+    assert str(e.value) == (f"strip.png: {w}x20 is too long and thin for an output size of 1024 px (its short side "
+                            f"would be {round(20 * 1024 / w)} px, under 16); {todo}")
 
 
 def test_tiling_option_matches_the_engine(client, weights_dir, tmp_path):
@@ -386,7 +414,7 @@ def test_portrait_mode_faces_and_crops(client, engines, tmp_path):
     Image.fromarray(data.astronaut()[:320, 96:416]).save(src)  # her face is ~95 x 125 px, top left of centre
     photo_rgb = rgb(src)
     for background in ("photo", "cartoon"):
-        out, _, saliency, crops, _, info = client.predict(
+        out, _, saliency, crops, download, info = client.predict(
             handle_file(str(src)), *options(mode="portrait", background=background), api_name="/cartoonize")
         got = rgb(out)
         assert got.shape == (320, 320, 3)
@@ -405,6 +433,9 @@ def test_portrait_mode_faces_and_crops(client, engines, tmp_path):
             assert_close(got[corner], scene.image.rgb[corner], "cartoon background")
             assert_close(rgb(saliency)[..., 0], scene.saliency, "scene saliency")
         assert "portrait mode" in info and "faces: Portrait" in info and "1 face" in info
+        # named after what made it: the portrait style, and the scene style when it made the background
+        expected = "astronaut_portrait.png" if background == "photo" else "astronaut_portrait_ghibli.png"
+        assert Path(out).name == Path(download["value"]).name == expected
 
 
 @needs_facecrop
@@ -508,7 +539,7 @@ def test_video_tab_limits_and_bad_uploads(client, tmp_path):
 def test_browser_upload_click_result(server, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     from skimage import data
-    src = tmp_path / "astronaut.png"
+    src = tmp_path / "coffee.png"
     Image.fromarray(data.coffee()).resize((192, 128), Image.Resampling.LANCZOS).save(src)
     bad = tmp_path / "notes.png"
     bad.write_text("not an image")
@@ -521,6 +552,12 @@ def test_browser_upload_click_result(server, tmp_path):
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(server.url, wait_until="domcontentloaded")
+            # the output size is in sight with its default, not inside a closed section; set below the photo's size
+            page.locator("#max-side").wait_for(state="visible", timeout=30_000)
+            side = page.locator("#max-side input[type=number]")
+            assert side.input_value() == "1024"
+            side.fill("128")
+            side.press("Enter")
             page.locator("#photo input[type=file]").set_input_files(str(src))
             page.locator("#photo img").first.wait_for(timeout=30_000)
             page.locator("#run").click()
@@ -530,15 +567,21 @@ def test_browser_upload_click_result(server, tmp_path):
             page.locator("#info").get_by_text("scene mode").first.wait_for(timeout=10_000)
             size = page.evaluate("() => { const i = document.querySelector('#result img');"
                                  " return [i.naturalWidth, i.naturalHeight]; }")
-            assert size == [192, 128]
+            assert size == [128, 85]
+            assert "downscaled from 192×128 px to the output size, 128 px" in page.locator("#info").inner_text()
+            assert page.locator("#download").is_visible()
             page.screenshot(path=str(shot), full_page=True)
 
-            # a bad upload in the browser: a message, not a traceback
+            # a bad upload in the browser: a message, not a traceback; the previous cartoon is not left as if it
+            # were this one's (no image, no download, the line says so)
             page.locator("#photo button[aria-label='Remove Image']").first.click()
             page.locator("#photo input[type=file]").set_input_files(str(bad))
             page.locator("#run").click()
             toast = page.get_by_text("not an image", exact=False).first
             toast.wait_for(timeout=30_000)
+            page.locator("#info").get_by_text("Not cartoonized").wait_for(timeout=10_000)
+            assert "scene mode" not in page.locator("#info").inner_text()
+            assert page.locator("#result img").count() == 0 and page.locator("#download").is_hidden()
 
             # the examples are clickable: the astronaut (shipped by scikit-image) lands in the photo input
             page.locator("#photo button[aria-label='Remove Image']").first.click()
@@ -547,6 +590,14 @@ def test_browser_upload_click_result(server, tmp_path):
                 "() => { const i = document.querySelector('#photo img');"
                 " return i && i.complete && i.naturalWidth === 512 && i.src.includes('astronaut'); }",
                 timeout=30_000)
+
+            # the Video tab takes the style and the strength: the photo options are not shown there
+            page.get_by_role("tab", name="Video").click()
+            for hidden in ("#mode", "#background", "#max-side"):
+                page.locator(hidden).wait_for(state="hidden", timeout=10_000)
+            assert page.locator("#style").is_visible() and page.locator("#strength").is_visible()
+            page.get_by_role("tab", name="One photo").click()
+            page.locator("#mode").wait_for(state="visible", timeout=10_000)
         finally:
             browser.close()
     assert shot.stat().st_size > 10_000
