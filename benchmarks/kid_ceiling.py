@@ -21,17 +21,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from train.config import DataConfig, load_config  # noqa: E402
-from train.data import center_crops, file_digests, list_images, make_splits, network_batch, split_group  # noqa: E402
+from train.config import load_config  # noqa: E402
+from train.data import list_images, make_splits, split_group  # noqa: E402
 from train.fid import FIDEvaluator  # noqa: E402
 from train.metrics import contact_sheet, kid  # noqa: E402
-
-
-def features(fid: FIDEvaluator, files: list[Path], size: int, cache_dir: str) -> tuple[np.ndarray, np.ndarray]:
-    """Inception features (cached by the files' content, as the training's reference features are) and the crops."""
-    rgb = center_crops(files, DataConfig(short_side=size, size=size))
-    key = {"files": file_digests(files), "size": size, "short_side": size}
-    return fid.reference_features(network_batch(rgb), Path(cache_dir), key), rgb
+from train.reference import inception_features as features  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

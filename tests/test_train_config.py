@@ -76,11 +76,11 @@ def test_overrides_dotted_and_short_with_type_coercion():
     ("batch_sise=4", "did you mean"),
     ("train.batch_size=four", "expected int"),
     ("data.size=30", "multiple of 4"),
-    ("data.edge_max_density=1.5", "edge_max_density"),
+    ("data.cartoon_val_fraction=1.5", "cartoon_val_fraction"),
     ("precision=fp8", "precision"),
     ("style=watercolour", "'watercolour' is not a registered style"),
     ("model.generator=huge", "model.generator"),
-    ("model.feature_d_head=global", "model.feature_d_head"),
+    ("loss.surface_radius=0", "surface_radius"),
     ("w_ori=-1", "must not be negative"),
     ("size", "key=value"),
 ])

@@ -84,19 +84,6 @@ def test_smooth_edges_blurs_only_near_edges():
     assert np.array_equal(smooth_edges(flat), flat)
 
 
-def test_smooth_edges_with_max_density_blurs_outlines_but_not_texture():
-    """data.edge_max_density: the outline of a flat shape is blurred, a patch of fine stripes (texture, its Canny
-    edges fill most of a 31-px window) is left as drawn."""
-    img = np.full((96, 160, 3), 200, np.uint8)
-    img[20:76, 10:60] = 40  # a flat shape: its outline is a sparse edge
-    img[10:86, 90:150:2] = 60  # 1-px stripes every 2 px: dense edges
-    everything = np.any(smooth_edges(img, 100, 200, 5) != img, axis=2)
-    outlines_only = np.any(smooth_edges(img, 100, 200, 5, max_density=0.2) != img, axis=2)
-    assert everything[:, 85:155].any() and everything[:, 5:65].any()
-    assert not outlines_only[30:66, 100:140].any()  # inside the striped patch: untouched
-    assert outlines_only[:, 5:65].sum() == everything[:, 5:65].sum()  # the shape's outline: blurred as before
-
-
 # ---- saliency -------------------------------------------------------------------------------------------------
 
 def _mbd_reference(img: np.ndarray, passes: int) -> np.ndarray:

@@ -150,3 +150,28 @@ def test_frame_probe_tells_frames_from_photos():
     assert probe.frame_share(frames[150:]) > 0.9 and probe.frame_share(photos[150:]) < 0.1
     # frames further along the frame direction have higher log-odds
     assert np.all(np.diff(probe.logit(np.outer(np.linspace(-3, 3, 7), np.eye(16)[0]))) > 0)
+
+
+def test_scenery_cli_writes_a_key_list_that_cartoon_include_reads(folders, tmp_path):
+    """python -m train.scenery: the N frames (split keys, one per source frame) a photo-vs-frame probe finds most
+    photo-like, with a header saying how they were chosen, in a file data.cartoon_include takes."""
+    from train.scenery import main as scenery_main
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for f in sorted((folders / "cartoons").glob("*.png"))[:6]:
+        for crop in range(2):
+            Image.open(f).save(frames / f"{f.stem}_{crop}.png")
+    out = tmp_path / "scenery.txt"
+    args = ["--config", str(Path(__file__).parent.parent / "train" / "configs" / "tiny.yaml"),
+            f"data.photos={folders / 'photos'}", f"data.cartoons={frames}", f"data.cache_dir={tmp_path / 'cache'}",
+            "data.limit=null", "--count", "3", "--out", str(out), "--photos-sample", "8", "--size", "64"]
+    assert scenery_main(args) == 0
+    text = out.read_text()
+    keys = [line.split("#")[0].strip() for line in text.splitlines() if line.split("#")[0].strip()]
+    assert text.startswith("# Scenery frames") and "python -m train.scenery" in text
+    assert len(keys) == 3 and set(keys) <= {f"c{i:02d}" for i in range(6)}
+    cfg = load_config(None, [f"data.photos={folders / 'photos'}", f"data.cartoons={frames}", r"data.val_group=^(.*)_\d+$",
+                             f"data.cartoon_include={out}", "data.cartoon_val_fraction=0.3"])
+    s = make_splits(cfg.data)
+    assert {p.name.rsplit("_", 1)[0] for p in s.cartoons + s.val_cartoons} == set(keys)

@@ -88,19 +88,6 @@ def test_colour_target_recolours_without_smoothing():
         style_target(img, "sketch", src, blue)
 
 
-def test_painted_target_flattens_texture_and_recolours():
-    img = _photo(4)
-    src = LabStats.of([img])
-    warm = LabStats(src.mean[:2] + (src.mean[2] + 12,), src.std)  # +b*: warmer
-    target = style_target(img, "painted", src, warm)
-    inside = (slice(40, 60), slice(4, 20))
-    assert target[inside].std(axis=(0, 1)).mean() < 0.5 * img[inside].std(axis=(0, 1)).mean()  # texture washed out
-    assert LabStats.of([target]).mean[2] > src.mean[2] + 6
-    # the two regions either side of the diagonal keep their own colours
-    assert np.abs(target[50, 10].astype(int) - target[10, 50].astype(int)).sum() > 100
-    assert not np.array_equal(style_target(img, "flat", src, warm), target)
-
-
 def _write(folder, name, rgb):
     folder.mkdir(parents=True, exist_ok=True)
     Image.fromarray(rgb).save(folder / name)
@@ -127,12 +114,11 @@ def test_each_target_kind_has_its_own_cache_entries(tmp_path):
     photos = [_write(tmp_path / "p", f"A_{i}.png", _photo(i, 32)) for i in range(2)]
     digests = [file_digest(p) for p in photos]
     built = {}
-    for kind in ("flat", "colour", "painted"):
+    for kind in ("flat", "colour", "flat-clean"):
         cfg = DataConfig(photos=str(tmp_path / "p"), cartoons="c", size=32, cache_dir=str(tmp_path / "cache"), target=kind)
         stats = lab_stats(photos, cfg)
         built[kind] = [read_png(t) for t in target_cache(cfg, stats, stats).build(photos, digests, progress=False)]
     assert not np.array_equal(built["flat"][0], built["colour"][0])
-    assert not np.array_equal(built["painted"][0], built["flat"][0])
     assert np.abs(built["colour"][0].astype(int) - prepare_image(photos[0], None, 32)).mean() < 1  # same stats: the photo
 
 

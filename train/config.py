@@ -17,7 +17,6 @@ from cartoon.network import CONFIGS as GENERATOR_CONFIGS
 from cartoon.registry import STYLES
 
 from .augment import parse_policy
-from .discriminator import FEATURE_D_HEADS
 from .targets import STYLE_TARGETS
 
 
@@ -51,8 +50,6 @@ class DataConfig:
     canny_low: int = 100
     canny_high: int = 200
     edge_kernel: int = 5  # dilation and Gaussian kernel size of the edge smoothing
-    # smooth only edges whose 31-px window is at most this fraction edges (outlines, not texture); None: all edges
-    edge_max_density: typing.Optional[float] = None
     sal_segments: int = 200  # SLIC superpixels for RBD
     sal_compactness: float = 10.0
     mbd_passes: int = 3  # raster / inverse-raster passes of the fast MBD transform
@@ -66,8 +63,6 @@ class ModelConfig:
     d_channels: int = 32  # discriminator width of the first conv (CartoonGAN: 32)
     diffaug: str = ""  # DiffAugment policies for everything D sees, e.g. "translation,cutout" ("" = off)
     feature_d_channels: int = 64  # width of the VGG-feature discriminator's head (on when loss.w_adv_vgg > 0)
-    feature_d_gray: bool = False  # the VGG-feature D sees grayscale images: the look without the cartoons' colours
-    feature_d_head: str = "patch"  # patch: a score per VGG-feature patch | pooled: one per image from channel mean/std
 
 
 @dataclasses.dataclass
@@ -81,6 +76,7 @@ class LossConfig:
     w_adv_texture: float = 0.0  # a patch D on one random grayscale of the images (White-box's texture)
     w_structure: float = 0.0  # VGG L1 to the output's own superpixel painting (White-box's structure)
     w_structure_pixel: float = 0.0  # pixel L1 to that painting: flat regions sooner than through VGG alone
+    w_surface_pixel: float = 0.0  # pixel L1 to the output's own guided filter (surface_radius / eps): edge-aware flat
     superpixels: int = 100  # SLIC segments per 256x256 of the structure term's painting
     w_ori: float = 0.25  # content weight, decayed: w_ori * decay ** (adversarial_epoch / 10)
     decay: float = 0.96
@@ -93,7 +89,6 @@ class LossConfig:
     w_gram: float = 0.0  # AnimeGAN grayscale Gram style loss (off in the paper recipe)
     w_color: float = 0.0  # AnimeGAN YUV colour loss
     w_tv: float = 0.0  # total variation
-    w_texture_lines: float = 0.0  # thin lines drawn over the photo's texture (losses.texture_line_loss)
     w_target_pixel: float = 0.0  # L1 in pixels to the photo's target (data.target)
     w_target_vgg: float = 0.0  # L1 of VGG features (loss.content_layer) to the photo's target
 
@@ -184,12 +179,8 @@ class Config:
             problems.append("data.limit: needs at least 2 files")
         if d.edge_kernel < 1 or d.edge_kernel % 2 == 0:
             problems.append("data.edge_kernel: must be odd and positive")
-        if d.edge_max_density is not None and not 0 < d.edge_max_density <= 1:
-            problems.append("data.edge_max_density: must be a fraction in (0, 1], or null for all edges")
         if self.model.feature_d_channels < 1:
             problems.append("model.feature_d_channels: must be at least 1")
-        if self.model.feature_d_head not in FEATURE_D_HEADS:
-            problems.append(f"model.feature_d_head: {self.model.feature_d_head!r} is not one of {', '.join(FEATURE_D_HEADS)}")
         if t.batch_size < 1:
             problems.append("train.batch_size: must be at least 1")
         if t.precision not in ("auto", "fp32", "bf16"):

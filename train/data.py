@@ -88,8 +88,8 @@ def prepare_image(path: Path, short_side: int | None, size: int) -> np.ndarray:
     return rgb
 
 
-def _edge_map(path: Path, short_side, size, low, high, kernel, max_density) -> np.ndarray:
-    return smooth_edges(prepare_image(path, short_side, size), low, high, kernel, max_density)
+def _edge_map(path: Path, short_side, size, low, high, kernel) -> np.ndarray:
+    return smooth_edges(prepare_image(path, short_side, size), low, high, kernel)
 
 
 def _saliency_map(path: Path, short_side, size, segments, compactness, passes) -> np.ndarray:
@@ -151,10 +151,8 @@ def _prep_key(cfg: DataConfig) -> dict:
 
 def edge_cache(cfg: DataConfig) -> MapCache:
     params = dict(version=EDGE_VERSION, **_prep_key(cfg), low=cfg.canny_low, high=cfg.canny_high, kernel=cfg.edge_kernel)
-    if cfg.edge_max_density is not None:  # in the key only when set: the caches of earlier runs stay valid
-        params["max_density"] = cfg.edge_max_density
     fn = functools.partial(_edge_map, short_side=cfg.short_side, size=cfg.size, low=cfg.canny_low,
-                           high=cfg.canny_high, kernel=cfg.edge_kernel, max_density=cfg.edge_max_density)
+                           high=cfg.canny_high, kernel=cfg.edge_kernel)
     return MapCache(cfg.cache_dir, "edges", params, fn)
 
 

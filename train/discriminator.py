@@ -47,23 +47,3 @@ class FeatureDiscriminator(nn.Module):
 
     def forward(self, features):
         return self.net(features)
-
-
-class PooledFeatureDiscriminator(nn.Module):
-    """One score per image from the channel means and standard deviations of frozen VGG19 features: the global
-    statistics that FID / KID compare (on Inception's pool features), after Vision-aided GAN's pooled heads (Kumari
-    et al. 2022).  A patch head lets the generator fool it with a local texture on VGG's pooling grid; a pooled one
-    can only be moved by the image's overall look."""
-
-    def __init__(self, in_channels: int = 512, channels: int = 64):
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(2 * in_channels, channels), nn.LeakyReLU(0.2, inplace=True),
-                                 nn.Linear(channels, 1))
-
-    def forward(self, features):
-        f = features.float().flatten(2)
-        return self.net(torch.cat([f.mean(2), f.std(2)], 1))
-
-
-# model.feature_d_head -> the head on the VGG features
-FEATURE_D_HEADS = {"patch": FeatureDiscriminator, "pooled": PooledFeatureDiscriminator}

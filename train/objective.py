@@ -26,7 +26,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from . import losses as L
 from .augment import diff_augment, parse_policy
 from .config import Config, ConfigError
-from .discriminator import FEATURE_D_HEADS, Discriminator
+from .discriminator import Discriminator, FeatureDiscriminator
 
 
 @dataclasses.dataclass
@@ -73,11 +73,9 @@ class Objective:
                               f"CartoonGAN's patch discriminator (width {model.d_channels})", patch_d(),
                               lambda *x: self._augment(*x), smoothed_weight=loss.w_d_smoothed))
         if loss.w_adv_vgg > 0:
-            head = FEATURE_D_HEADS[model.feature_d_head]
             heads.append(Head("vgg", "feature_discriminator", "df", loss.w_adv_vgg,
-                              f"a {model.feature_d_head} head (width {model.feature_d_channels}) on VGG19 "
-                              f"`{loss.content_layer}` features{', seen in grayscale' if model.feature_d_gray else ''}",
-                              head(self.vgg.out_channels, model.feature_d_channels), self._vgg_view))
+                              f"a patch head (width {model.feature_d_channels}) on VGG19 `{loss.content_layer}` features",
+                              FeatureDiscriminator(self.vgg.out_channels, model.feature_d_channels), self._vgg_view))
         if loss.w_adv_surface > 0:
             heads.append(Head("surface", "surface_discriminator", "d_surface", loss.w_adv_surface,
                               f"a patch discriminator (width {model.d_channels}) on guided-filtered images "
@@ -106,10 +104,7 @@ class Objective:
         return list(diff_augment(torch.cat(images), self.diffaug).split(sizes))
 
     def _vgg_view(self, *images: torch.Tensor) -> list[torch.Tensor]:
-        views = self._augment(*images)
-        if self.cfg.model.feature_d_gray:
-            views = [L.grayscale(x) for x in views]
-        return [self.vgg_run(x) for x in views]
+        return [self.vgg_run(x) for x in self._augment(*images)]
 
     def _surface_view(self, *images: torch.Tensor) -> list[torch.Tensor]:
         r, eps = self.cfg.loss.surface_radius, self.cfg.loss.surface_eps
@@ -225,7 +220,7 @@ class Objective:
                     total = total + h.weight * adv
                     logs[f"loss/g_{h.name}"] = adv.detach()
             images = L.StepImages(fake, photo, cartoon, self.vgg_run, fake_features, self.face, target,
-                                  cfg.superpixels)
+                                  cfg.superpixels, (cfg.surface_radius, cfg.surface_eps))
             for term in L.OPTIONAL_TERMS:
                 weight = getattr(cfg, term.weight_key)
                 if weight > 0 and (term.in_init or not init):

@@ -88,19 +88,14 @@ def flat_target(rgb: np.ndarray, photo_stats: LabStats, cartoon_stats: LabStats,
     return transfer_colour(np.clip(np.round(drawn), 0, 255).astype(np.uint8), photo_stats, cartoon_stats)
 
 
-def painted_target(rgb: np.ndarray, photo_stats: LabStats, cartoon_stats: LabStats) -> np.ndarray:
-    """OpenCV's non-photorealistic `stylization` (an edge-aware recursive filter: flat washes, darkened edges),
-    recoloured: further from the photo than the flat target and closer to painted frames."""
-    return transfer_colour(cv2.stylization(rgb, sigma_s=60, sigma_r=0.45), photo_stats, cartoon_stats)
-
-
 # data.target kinds computed from the photo alone (cached maps), each (rgb, photo_stats, cartoon_stats) -> rgb.
 # Measured on the Ghibli validation split (KID ratio to the photos' own / SSIM to the photo): flat 0.83 / 0.69,
-# flat-clean (flat without the outlines over texture: see `outlines`) 0.85 / 0.78, painted 0.73 / 0.39.  "colour"
+# flat-clean (flat without the outlines over texture: see `outlines`) 0.85 / 0.78 (cv2.stylization, a target since
+# removed: 0.73 / 0.39).  "colour"
 # recolours only: for styles of crisp detail such as Shinkai's, where smoothing moves the photos away from the frames
 # (Shinkai validation split: flat 1.03x, the recoloured photo 0.96x).
 STYLE_TARGETS = {"flat": flat_target, "flat-clean": functools.partial(flat_target, max_density=0.2),
-                 "colour": transfer_colour, "painted": painted_target}
+                 "colour": transfer_colour}
 
 
 def style_target(rgb: np.ndarray, kind: str, photo_stats: LabStats, cartoon_stats: LabStats) -> np.ndarray:
