@@ -12,13 +12,13 @@ frames written over wall time, after one warm-up clip.  Seeded random `lite` wei
 not depend on the values).
 
 Flicker: mean |out[t] - out[t-1]| / mean |in[t] - in[t-1]| over consecutive frames of the same shot (the pair across
-the cut is left out), `cartoon.video.flicker_ratio`.  The clip: two photos from ../shared/data/scene_photo/test
+the cut is left out), `cartoon.temporal.flicker_ratio`.  The clip: two photos from ../shared/data/scene_photo/test
 (read, never copied), each 2 s of a slow pan and zoom at 24 fps, a hard cut between them, mild sensor noise
 (Gaussian, sigma 2 of 255), encoded to h264 (crf 20) and decoded back, as a camera file would be.  "global" is the
 same ratio on 1/8-size frames: the colour pumping that per-frame statistics cause.  Rows: every frame on its own
 (what a frames-only script does, exactly the photo path), its own statistics from the small copy (no averaging:
 isolates the averaging), moving averages with time constants 0.5 s and 1 s, and the motion-compensated blend with
-the previous output (`cartoon.video.TemporalBlend`) without and with the smoothed statistics (the default).  With no trained style shipped,
+the previous output (`cartoon.temporal.TemporalBlend`) without and with the smoothed statistics (the default).  With no trained style shipped,
 the default weights are weights/ghibli when present, else seeded random `lite` weights (a poor proxy: say which).
 "from per-frame" is how far a variant's frames are from the per-frame cartoons (mean absolute difference, 0..255):
 what the smoothing changes besides the flicker (a blend that smeared moving things would show up there).
@@ -41,7 +41,8 @@ import torch
 from PIL import Image
 
 from cartoon import Cartoonizer, Generator, save_pretrained
-from cartoon.video import FrameStylizer, cartoonize_video, flicker_ratio
+from cartoon.temporal import FrameStylizer, flicker_ratio
+from cartoon.video import cartoonize_video
 
 REPO = Path(__file__).resolve().parent.parent
 PHOTOS = REPO.parent / "shared" / "data" / "scene_photo" / "test"

@@ -1,14 +1,33 @@
-"""Photo -> cartoon with a saliency-augmented CartoonGAN generator."""
-from .engine import CartoonResult, Cartoonizer
-from .errors import CartoonError, ImageError, StyleError, WeightsError
-from .imageio import RGBImage, load_image, save_image
-from .network import CONFIGS, Generator, GeneratorConfig
-from .registry import DEFAULT_STYLE, STYLES, Style, available_styles, get_style
-from .studio import MODES, Studio, StudioResult, cartoonize
-from .weights import from_pretrained, save_pretrained
+"""Photo -> cartoon with a saliency-augmented CartoonGAN generator.
 
-__all__ = [
-    "CONFIGS", "CartoonError", "CartoonResult", "Cartoonizer", "DEFAULT_STYLE", "Generator", "GeneratorConfig",
-    "ImageError", "MODES", "RGBImage", "STYLES", "Style", "StyleError", "Studio", "StudioResult", "WeightsError",
-    "available_styles", "cartoonize", "from_pretrained", "get_style", "load_image", "save_image", "save_pretrained",
-]
+The names below are loaded on first use (PEP 562): `import cartoon` or `import cartoon.errors` imports no torch,
+and the onnxruntime backend runs without it.
+"""
+from __future__ import annotations
+
+import importlib
+
+_WHERE = {
+    "CartoonResult": "engine", "Cartoonizer": "engine",
+    "CartoonError": "errors", "ImageError": "errors", "StyleError": "errors", "WeightsError": "errors",
+    "RGBImage": "imageio", "load_image": "imageio", "save_image": "imageio",
+    "CONFIGS": "network", "Generator": "network", "GeneratorConfig": "network",
+    "MODES": "options",
+    "DEFAULT_STYLE": "registry", "STYLES": "registry", "Style": "registry", "available_styles": "registry",
+    "get_style": "registry",
+    "Studio": "studio", "StudioResult": "studio", "cartoonize": "studio",
+    "from_pretrained": "weights", "save_pretrained": "weights",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'cartoon' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    globals()[name] = value  # once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))

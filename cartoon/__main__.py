@@ -25,13 +25,15 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .engine import BACKENDS, check_strength, check_tile
+from .engine import BACKENDS
 from .errors import CartoonError
 from .imageio import IMAGE_SUFFIXES, save_image
-from .registry import DEFAULT_STYLE, STYLES
+from .options import BACKGROUNDS, MODES, check_strength, check_tile
+from .registry import DEFAULT_STYLE, STYLES, Style, resolve_style
 from .runners import PRECISIONS
-from .studio import BACKGROUNDS, MODES, Studio, display_name
-from .video import VIDEO_SUFFIXES, add_video_arguments, is_video, output_path, run_from_cli
+from .studio import Studio
+from .temporal import DEFAULT_BLEND, DEFAULT_SMOOTHING
+from .video import CODECS, CONTAINERS, DEFAULT_CRF, VIDEO_SUFFIXES, VideoResult, is_video
 
 OUTPUT_FORMATS = ("png", "jpg", "webp")
 
@@ -62,6 +64,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--saliency", action="store_true", help="also write the saliency map as NAME_saliency.png")
     add_video_arguments(p)
     return p
+
+
+def add_video_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("video (inputs named .mp4, .mov, .mkv, .webm, .avi, ...)")
+    g.add_argument("--fps", type=float, default=None,
+                   help="resample to this constant frame rate (default: keep the input's timing, variable too)")
+    g.add_argument("--start", type=float, default=0.0, help="start at this time in seconds (default 0)")
+    g.add_argument("--duration", type=float, default=None, help="cartoonize this many seconds (default: to the end)")
+    g.add_argument("--codec", default=None, choices=tuple(CODECS),
+                   help="video codec (default h264; vp9 for .webm); the sound is copied as it is")
+    g.add_argument("--crf", type=int, default=None,
+                   help="quality: lower is better and larger (default "
+                        + ", ".join(f"{c} {q}" for c, q in DEFAULT_CRF.items()) + ")")
+    g.add_argument("--smooth", type=float, default=DEFAULT_SMOOTHING,
+                   help=f"time constant in seconds of the statistics' moving average against flicker (default "
+                        f"{DEFAULT_SMOOTHING:g}; 0: every frame on its own, like a photo)")
+    g.add_argument("--blend", type=float, default=DEFAULT_BLEND,
+                   help=f"weight of the previous output, warped along the motion, where the motion is tracked "
+                        f"(default {DEFAULT_BLEND:g}; 0: off)")
+
+
+def output_path(src: Path, out: Path, into_folder: bool) -> Path:
+    """Where a video goes: `out` itself when it is a video file name (one input), else `out/<stem><suffix>`, keeping
+    the input's container when we can write it, else .mp4."""
+    if not into_folder and out.suffix.lower() in CONTAINERS and not out.is_dir():
+        return out
+    suffix = src.suffix.lower() if src.suffix.lower() in CONTAINERS else ".mp4"
+    return out / f"{src.stem}{suffix}"
 
 
 def plan(inp: Path, out: Path, ext: str) -> list[tuple[Path, Path]]:
@@ -95,9 +125,10 @@ def main(argv: list[str] | None = None) -> int:
         for src, dst in jobs:
             if dst.resolve() in inputs:
                 raise CartoonError(f"{dst}: the output would overwrite an input; choose another output folder")
+        style = resolve_style(args.style)  # once: every image and video gets this
         studio = Studio(device=args.device, backend=args.backend, precision=args.precision, threads=args.threads,
                         compile=args.compile, overlap=args.overlap)
-        engine, _ = studio.engine(args.style)  # load it now: a bad style or missing weights stop here
+        engine, _ = studio.engine(style)  # load it now: missing or broken weights stop here
         faces = ""
         if args.mode != "scene":
             faces_error = studio.faces_error()
@@ -107,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"warning: {faces_error}; auto mode runs every image in scene mode", file=sys.stderr)
             else:
                 # loads the portrait style now (or logs why not: then the faces get --style)
-                faces = f", faces: {display_name(studio.face_style(args.style))}"
+                faces = f", faces: {studio.face_style(style).display_name}"
     except CartoonError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -120,10 +151,10 @@ def main(argv: list[str] | None = None) -> int:
         bar.set_postfix_str(src.name, refresh=False)
         try:
             if is_video(src):
-                run_from_cli(engine, src, dst, args, lock=studio.engine(args.style)[1])
+                run_video(studio, style, src, dst, args)
                 modes["scene"] = modes.get("scene", 0) + 1
                 continue
-            result = studio.run(src, args.style, args.mode, args.strength, args.background, args.tile,
+            result = studio.run(src, style, args.mode, args.strength, args.background, args.tile,
                                 max_side=args.max_side)
             save_image(result.image, dst)
             modes[result.mode] = modes.get(result.mode, 0) + 1
@@ -155,6 +186,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(failed)} failed: {', '.join(os.fspath(f) for f in failed)}", file=sys.stderr)
         return 1
     return 0
+
+
+def run_video(studio: Studio, style: Style, src: Path, dst: Path, args: argparse.Namespace) -> VideoResult:
+    """One video with the CLI's options (`Studio.video`) and a progress bar in frames (with an ETA)."""
+    if args.smooth is not None and args.smooth < 0:
+        raise CartoonError(f"--smooth must be at least 0, got {args.smooth:g}")
+    with tqdm(total=None, unit="frame", desc=src.name, leave=False, dynamic_ncols=True, file=sys.stderr) as bar:
+        def progress(done: int, total: int | None) -> None:
+            if total and bar.total != max(total, done):
+                bar.total = max(total, done)
+            bar.update(done - bar.n)
+
+        result = studio.video(src, dst, style, args.strength, args.tile, max_side=args.max_side, fps=args.fps,
+                              start=args.start, duration=args.duration, codec=args.codec, crf=args.crf,
+                              smoothing=args.smooth or None, blend=args.blend, progress=progress)
+    tqdm.write(f"{dst}: {result.summary}", file=sys.stderr)
+    return result
 
 
 if __name__ == "__main__":

@@ -1,22 +1,29 @@
-"""Cartoonizer: photo in (any size, any input type), cartoon + saliency map out."""
+"""Cartoonizer: photo in (any size, any input type), cartoon + saliency map out.
+
+Every image goes through `Cartoonizer.stylize`, the one pass from pixels to the cartoon (pad, run whole or tile by
+tile, crop): stills (`__call__`, `batch`), `Studio` and video frames (`temporal.FrameStylizer`) alike; `finish`
+applies the strength. torch is imported only by the torch backend.
+"""
 from __future__ import annotations
 
 import dataclasses
 import os
-from pathlib import Path
-from typing import Callable, Iterable
+import threading
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import numpy as np
 from PIL import Image
 
 from .errors import CartoonError
 from .imageio import ImageInput, RGBImage, load_image
-from .network import Generator
-from .registry import DEFAULT_STYLE, STYLES, Style, get_style
-from .runners import OnnxRunner, TorchRunner
+from .options import check_strength, check_tile
+from .registry import DEFAULT_STYLE, Style, resolve_style
+from .runners import OnnxRunner, Stats, TorchRunner
 from .strength import apply_strength
-from .tiling import MIN_TILE, from_network, pad_to_multiple, padded_shape, run_tiled, to_network
-from .weights import from_pretrained
+from .tiling import from_network, pad_to_multiple, run_tiled, stats_copy, to_network
+
+if TYPE_CHECKING:
+    from .network import Generator
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
 
@@ -34,52 +41,110 @@ class CartoonResult:
 
 
 class Cartoonizer:
-    """Load a style once, cartoonize many images.
+    """Load a style once, cartoonize many images. Safe to share between threads: the generator runs under the
+    engine's `lock` (tiling records and replays statistics on it), held by `stylize` and `statistics` themselves.
 
     style: a registered style name, a weights folder / Hub repo id, a `Style`, or a `Generator` (for tests and
       training previews).  backend: "torch", "onnx" or "onnx-int8" (the ONNX files are looked for in
       `onnx_dir`, by default the weights folder; `python -m cartoon.export` writes them).
-    tile / overlap: images with a side above `tile` run tile by tile (see tiling.py); `stats_side` is the long side
-      of the downscaled copy that gives the whole-image statistics.
+    tile / overlap: images with a side above `tile` run tile by tile (see tiling.py), with whole-image statistics
+      from a copy of long side `tile`.
     """
 
     def __init__(self, style: str | os.PathLike | Style | Generator = DEFAULT_STYLE, *, backend: str = "torch",
                  device: str = "auto", precision: str = "auto", threads: int | None = None, compile: bool = False,
-                 tile: int | None = None, overlap: int = 64, stats_side: int | None = None,
-                 onnx_dir: str | os.PathLike | None = None):
+                 tile: int | None = None, overlap: int = 64, onnx_dir: str | os.PathLike | None = None):
         if backend not in BACKENDS:
             raise CartoonError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        self.style = style if isinstance(style, Style) else STYLES.get(style) if isinstance(style, str) else None
+        named = isinstance(style, (str, os.PathLike, Style))
+        self.style = resolve_style(style) if named else None  # None: a Generator
         if backend == "torch":
-            if isinstance(style, Generator):
-                generator = style
-            elif self.style is not None:
+            if named:
+                from .weights import from_pretrained
+
                 source, revision, filename = self.style.source()
                 generator = from_pretrained(source, revision=revision, filename=filename)
             else:
-                if isinstance(style, str) and "/" not in style and not Path(style).exists():
-                    get_style(style)  # raises with the list of known styles
-                generator = from_pretrained(style)
+                generator = style
             self.runner = TorchRunner(generator, device=device, precision=precision, threads=threads, compile=compile)
         else:
-            folder = onnx_dir or (self.style.local_dir if self.style else style)
-            if isinstance(folder, Generator) or folder is None:
+            folder = onnx_dir or (self.style.local_dir if self.style else None)
+            if folder is None:
                 raise CartoonError("the onnx backend needs an exported folder (onnx_dir=...)")
             self.runner = OnnxRunner(folder, quantized=backend == "onnx-int8", threads=threads, device=device)
         self.backend = backend
-        on_gpu = self.runner.device.type == "cuda"
+        on_gpu = self.device == "cuda"
         self.tile = check_tile(tile) if tile else (1024 if on_gpu else 512)
         self.overlap = int(overlap)
-        self.stats_side = int(stats_side or self.tile)
-        self.batch_size = 4 if on_gpu else 1
+        self.batch_size = 4 if on_gpu else 1  # images (or tiles) per forward pass
+        self.lock = threading.RLock()
 
     @property
     def device(self) -> str:
-        return self.runner.device.type
+        return self.runner.device_type
 
     @property
     def precision(self) -> str:
         return self.runner.precision
+
+    # ---- the one pass -------------------------------------------------------------------------------------------
+
+    def stylize(self, rgbs: Sequence[np.ndarray], stats: Sequence[Stats | None] | None = None, *,
+                tile: int | None = None, batch_size: int | None = None,
+                progress: Callable[[int, int], None] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(H, W, 3) uint8 images -> for each, (cartoon (H, W, 3) float32 in 0..255, saliency (H, W) float32 in
+        0..1), before strength (`finish`). Each is padded to the generator's size multiple and cropped back; those
+        of one padded size that fit in a tile go through the network together, `batch_size` (default: the
+        engine's) at a time; larger ones run tile by tile (`tiling.run_tiled`, `progress(done, total)` in tiles).
+        stats: per image, whole-image statistics to run it with instead of its own (video: smoothed over time;
+        `statistics`), or None. tile: the tile size for this call (a checked one; default the engine's)."""
+        tile = self.tile if tile is None else tile
+        per_pass = max(1, batch_size or self.batch_size)
+        stats = [None] * len(rgbs) if stats is None else list(stats)
+        padded = [pad_to_multiple(rgb) for rgb in rgbs]
+        out: list = [None] * len(rgbs)
+        groups: dict[tuple, list[int]] = {}
+        with self.lock:
+            for i, p in enumerate(padded):
+                if max(p.shape[:2]) <= tile:
+                    groups.setdefault((p.shape, stats[i] is None), []).append(i)
+                else:
+                    out[i] = run_tiled(self.runner, p, tile, self.overlap, tile, batch_size=self.batch_size,
+                                       progress=progress, stats=stats[i])
+            for idx in groups.values():
+                for k in range(0, len(idx), per_pass):
+                    chunk = idx[k:k + per_pass]
+                    x = np.concatenate([to_network(padded[i]) for i in chunk])
+                    st = stats[chunk[0]]
+                    if st is not None:  # (1, C, 1, 1) each -> (n, C, 1, 1)
+                        st = [np.concatenate(s) for s in zip(*(stats[i] for i in chunk))]
+                    y, sal, _ = self.runner(x, stats=st)
+                    for i, yi, si in zip(chunk, y, sal):
+                        out[i] = from_network(yi), si[0]
+        return [(np.ascontiguousarray(c[:h, :w]), s[:h, :w])
+                for (c, s), (h, w) in zip(out, (rgb.shape[:2] for rgb in rgbs))]
+
+    def statistics(self, rgbs: Sequence[np.ndarray], side: int) -> list[Stats]:
+        """Each image's whole-image statistics, recorded on its copy of long side `side` (`tiling.stats_copy`), in
+        the form `stylize` takes them. Images of one size (a clip's frames), 4 x batch_size per forward pass."""
+        per_pass = 4 * max(1, self.batch_size)
+        out: list[Stats] = []
+        with self.lock:
+            for k in range(0, len(rgbs), per_pass):
+                chunk = rgbs[k:k + per_pass]
+                x = np.concatenate([to_network(stats_copy(pad_to_multiple(f), side)) for f in chunk])
+                _, _, rec = self.runner(x, record=True)
+                out += [[r[i:i + 1] for r in rec] for i in range(len(chunk))]
+        return out
+
+    @staticmethod
+    def finish(img: RGBImage, cartoon: np.ndarray, saliency: np.ndarray, strength: float) -> CartoonResult:
+        """A `stylize` output as a result: `strength` (checked, in [0, 1]; see strength.py) mixes the photo back
+        in, the saliency map becomes 8-bit, the photo's alpha is put back."""
+        rgb = apply_strength(img.rgb, cartoon, strength)
+        return CartoonResult(RGBImage(rgb, img.alpha), np.clip(np.rint(saliency * 255), 0, 255).astype(np.uint8))
+
+    # ---- images -------------------------------------------------------------------------------------------------
 
     def __call__(self, image: ImageInput | RGBImage, strength: float = 1.0, max_side: int | None = None,
                  progress: Callable[[int, int], None] | None = None, tile: int | None = None) -> CartoonResult:
@@ -87,64 +152,15 @@ class Cartoonizer:
         `tile` overrides the engine's tile size (and statistics side) for this call: one loaded model serves
         requests with different tile sizes."""
         strength = check_strength(strength)
-        tile, stats_side = (self.tile, self.stats_side) if tile is None else (check_tile(tile),) * 2
+        tile = None if tile is None else check_tile(tile)
         img = load_image(image, max_side=max_side)
-        h, w = img.rgb.shape[:2]
-        padded = pad_to_multiple(img.rgb)
-        cartoon, sal = run_tiled(self.runner, padded, tile, self.overlap, stats_side,
-                                 batch_size=self.batch_size, progress=progress)
-        return self._finish(img, cartoon[:h, :w], sal[:h, :w], strength)
-
-    cartoonize = __call__
+        (cartoon, sal), = self.stylize([img.rgb], tile=tile, progress=progress)
+        return self.finish(img, cartoon, sal, strength)
 
     def batch(self, images: Iterable[ImageInput | RGBImage], strength: float = 1.0, max_side: int | None = None,
               batch_size: int = 4) -> list[CartoonResult]:
         """Cartoonize many images; those of the same size that fit in one tile go through the network together."""
         strength = check_strength(strength)
         imgs = [load_image(i, max_side=max_side) for i in images]
-        results: list[CartoonResult | None] = [None] * len(imgs)
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i, img in enumerate(imgs):
-            hp, wp = padded_shape(*img.rgb.shape[:2])
-            if max(hp, wp) <= self.tile:
-                groups.setdefault((hp, wp), []).append(i)
-            else:
-                results[i] = self(img, strength)
-        for idx in groups.values():
-            for k in range(0, len(idx), batch_size):
-                chunk = idx[k:k + batch_size]
-                x = np.concatenate([to_network(pad_to_multiple(imgs[i].rgb)) for i in chunk])
-                y, sal, _ = self.runner(x)
-                for i, yi, si in zip(chunk, y, sal):
-                    h, w = imgs[i].rgb.shape[:2]
-                    results[i] = self._finish(imgs[i], from_network(yi)[:h, :w], si[0, :h, :w], strength)
-        return results  # type: ignore[return-value]
-
-    @staticmethod
-    def _finish(img: RGBImage, cartoon: np.ndarray, sal: np.ndarray, strength: float) -> CartoonResult:
-        rgb = apply_strength(img.rgb, np.ascontiguousarray(cartoon), strength)
-        saliency = np.clip(np.rint(sal * 255), 0, 255).astype(np.uint8)
-        return CartoonResult(RGBImage(rgb, img.alpha), saliency)
-
-
-def check_strength(strength: float, what: str = "strength") -> float:
-    """`strength` as a float in [0, 1]; CartoonError naming `what` (e.g. "--strength") otherwise."""
-    try:
-        s = float(strength)
-    except (TypeError, ValueError):
-        raise CartoonError(f"{what} must be a number in [0, 1], got {strength!r}") from None
-    if not 0.0 <= s <= 1.0:  # (NaN fails this too)
-        raise CartoonError(f"{what} must be in [0, 1], got {s:g}")
-    return s
-
-
-def check_tile(tile: int, what: str = "tile size") -> int:
-    """A tile size: a whole number of pixels, at least MIN_TILE."""
-    try:
-        t = int(tile)
-        ok = t == tile and t >= MIN_TILE
-    except (TypeError, ValueError, OverflowError):
-        ok = False
-    if not ok:
-        raise CartoonError(f"{what} must be a whole number of pixels, at least {MIN_TILE}; got {tile!r}")
-    return t
+        out = self.stylize([img.rgb for img in imgs], batch_size=batch_size)
+        return [self.finish(img, cartoon, sal, strength) for img, (cartoon, sal) in zip(imgs, out)]

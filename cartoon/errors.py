@@ -18,3 +18,7 @@ class StyleError(CartoonError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class VideoError(CartoonError, ValueError):
+    """The input is not a video we can cartoonize, or an option does not fit it. The message is for the user."""

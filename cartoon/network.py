@@ -23,8 +23,6 @@ from torch import nn
 
 BLOCK_TYPES = ("plain", "dwsep", "inverted")
 UPSAMPLE_TYPES = ("transposed", "resize")
-# Two downsamplings by 2: inputs must be a multiple of this (the engine pads).
-SIZE_MULTIPLE = 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -310,10 +308,6 @@ class Generator(nn.Module):
 
     def stat_modules(self) -> list[_GlobalStatistic]:
         return [m for m in self.modules() if isinstance(m, _GlobalStatistic)]
-
-    def stat_shapes(self) -> list[int]:
-        """Channel count of each recorded statistic, in `stat_modules` order (the ONNX tile graph's inputs)."""
-        return [2 * m.weight.numel() if isinstance(m, InstanceNorm) else m.mlp[0].in_channels for m in self.stat_modules()]
 
     @contextlib.contextmanager
     def recording_stats(self) -> Iterator[list[torch.Tensor]]:

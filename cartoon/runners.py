@@ -1,21 +1,25 @@
 """Backends that run the generator on float32 NCHW arrays in [-1, 1]: torch (CPU/CUDA) and onnxruntime.
 
 Both offer the same call: `runner(x, stats=None, record=False) -> (cartoon, saliency, stats or None)`, where `stats`
-are the whole-image statistics of `Generator.recording_stats` (see `tiling.py`).
+are the whole-image statistics of `Generator.recording_stats` (see `tiling.py`), and `device_type` ("cpu", "cuda").
+torch is imported only by what needs it: onnxruntime alone runs `OnnxRunner` and `onnx_session`.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
-import torch
 
 from .errors import CartoonError, WeightsError
-from .network import Generator
 
-Stats = list  # list[np.ndarray], each (N, C, 1, 1) float32
+if TYPE_CHECKING:
+    import torch
+
+    from .network import Generator
+
+Stats = list  # whole-image statistics: list[np.ndarray], each (N, C, 1, 1) float32
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # bf16 on CPU is used only when it keeps the output within this mean absolute difference of fp32 (in 0..1 units).
@@ -25,6 +29,8 @@ BF16_MAX_MAD = 1 / 255
 def cpu_has_fast_bf16() -> bool:
     """AMX (or AVX512-BF16) makes bf16 convolutions several times faster than fp32; without them bf16 is emulated
     and slower, so 'auto' stays in fp32."""
+    import torch
+
     return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
 
 
@@ -47,16 +53,18 @@ def onnx_session(model: str | os.PathLike | bytes, threads: int | None = None,
         raise WeightsError(f"{name}: cannot load the ONNX model ({e})") from None
 
 
-def choose_dtype(precision: str, device: str | torch.device, *, cuda_fallback: torch.dtype = torch.float16,
+def choose_dtype(precision: str, device: str | torch.device, *, cuda_fallback: torch.dtype | None = None,
                  bf16_ok: Callable[[], bool] | None = None) -> torch.dtype:
     """The compute (autocast) dtype for a precision preference ("auto", "fp32", "bf16", "fp16") on `device`: the
     one device/precision rule for inference and training.
 
-    "auto": on CUDA bf16 where the GPU supports it, else `cuda_fallback` (fp16 for inference; training passes
+    "auto": on CUDA bf16 where the GPU supports it, else `cuda_fallback` (None: fp16, for inference; training passes
     torch.float32, as fp16 would need a gradient scaler). On a CPU bf16 only where it has bf16 units (AMX /
     AVX512-BF16, `cpu_has_fast_bf16`; elsewhere bf16 is emulated and several times slower) and, when `bf16_ok` is
     given, only if it returns True (inference passes a quality probe); else fp32. fp16 runs on CUDA only.
     """
+    import torch
+
     if precision not in PRECISIONS:
         raise CartoonError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     device = torch.device(device)
@@ -69,13 +77,15 @@ def choose_dtype(precision: str, device: str | torch.device, *, cuda_fallback: t
     if precision == "bf16":
         return torch.bfloat16
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else cuda_fallback
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else (cuda_fallback or torch.float16)
     if not cpu_has_fast_bf16():
         return torch.float32
     return torch.bfloat16 if bf16_ok is None or bf16_ok() else torch.float32
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
+    import torch
+
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -90,6 +100,8 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 class TorchRunner:
     def __init__(self, generator: Generator, device: str | torch.device | None = "auto", precision: str = "auto",
                  threads: int | None = None, compile: bool = False):
+        import torch
+
         if threads:
             torch.set_num_threads(int(threads))
         self.device = resolve_device(device)
@@ -102,15 +114,17 @@ class TorchRunner:
         if self.channels_last:
             self.generator = self.generator.to(memory_format=torch.channels_last)
         self.dtype = choose_dtype(precision, self.device, bf16_ok=self._bf16_keeps_quality)
+        self.precision = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
         self.model = torch.compile(self.generator, dynamic=False) if compile else self.generator
-        self.compiled = compile
 
     @property
-    def precision(self) -> str:
-        return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
+    def device_type(self) -> str:
+        return self.device.type
 
     def _bf16_keeps_quality(self) -> bool:
         """Compare bf16 against fp32 on a fixed synthetic photo-like image once, at load time."""
+        import torch
+
         g = torch.Generator().manual_seed(0)
         yy, xx = torch.meshgrid(torch.linspace(-1, 1, 128), torch.linspace(-1, 1, 128), indexing="ij")
         probe = torch.stack([xx, yy, xx * yy]) * 0.8 + 0.1 * torch.randn(3, 128, 128, generator=g)
@@ -122,6 +136,8 @@ class TorchRunner:
         return float((ref - low).abs().mean() / 2) <= BF16_MAX_MAD  # outputs span [-1, 1]: halve for 0..1 units
 
     def __call__(self, x: np.ndarray, stats: Sequence[np.ndarray] | None = None, record: bool = False):
+        import torch
+
         xt = torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
         if self.channels_last:
             xt = xt.contiguous(memory_format=torch.channels_last)
@@ -165,7 +181,7 @@ class OnnxRunner:
         self.full, self.tiles = (onnx_session(p, threads, providers) for p in paths)
         self.stat_names = [i.name for i in self.tiles.get_inputs()[1:]]
         self.precision = "int8" if quantized else "fp32"
-        self.device = torch.device("cuda" if providers[0].startswith("CUDA") else "cpu")
+        self.device_type = "cuda" if providers[0].startswith("CUDA") else "cpu"
 
     def __call__(self, x: np.ndarray, stats: Sequence[np.ndarray] | None = None, record: bool = False):
         x = np.ascontiguousarray(x, dtype=np.float32)

@@ -4,7 +4,11 @@
     studio = Studio()                                          # loads styles on first use, then keeps them
     result = studio.run("photo.jpg", "ghibli", mode="auto")    # -> StudioResult
     result.to_pil().save("cartoon.png"); print(result.summary)
+    studio.video("clip.mp4", "clip_cartoon.mp4", "ghibli")     # -> cartoon.video.VideoResult (scene mode)
     cartoonize("photo.jpg", style="ghibli", mode="auto")       # the same through one shared Studio
+
+The style is resolved once, where a call comes in (`registry.resolve_style`), and its options are checked there
+(`cartoon.options`); what runs below takes them as they are.
 
 Modes. "scene": the style's generator on the whole photo. "portrait": every face of at least PORTRAIT_MIN_FACE px
 (in the photo as given, before `max_side`: faces are found and cropped at full resolution, then pasted into the
@@ -25,20 +29,21 @@ import logging
 import os
 import threading
 import time
-from pathlib import Path
-from typing import Any, Callable, Union
+from typing import TYPE_CHECKING, Any, Callable, Union
 
 import numpy as np
 
-from .engine import CartoonResult, Cartoonizer, check_strength, check_tile
+from .engine import CartoonResult, Cartoonizer
 from .errors import CartoonError
 from .imageio import ImageInput, RGBImage, load_image
-from .registry import DEFAULT_PORTRAIT_STYLE, DEFAULT_STYLE, STYLES, Style, available_styles
+from .options import check_background, check_mode, check_strength, check_tile
+from .registry import DEFAULT_PORTRAIT_STYLE, DEFAULT_STYLE, Style, available_styles, resolve_style
+
+if TYPE_CHECKING:
+    from .video import VideoResult
 
 log = logging.getLogger("cartoon.studio")
 
-MODES = ("auto", "scene", "portrait")
-BACKGROUNDS = ("photo", "cartoon")  # portrait mode: what is around the faces
 # Auto mode goes portrait when the largest face's size (Face.size) is at least this fraction of the shorter side.
 AUTO_PORTRAIT_FACE_FRACTION = 0.15
 PORTRAIT_CROP_SIZE = 256  # px: the aligned face crops, the portrait style's input size
@@ -46,18 +51,6 @@ PORTRAIT_MIN_FACE = 48  # px: smaller faces are not cartoonized as portraits
 
 StyleSpec = Union[str, os.PathLike, Style]  # a registered name, a weights folder, a Hub repo id, or a Style
 Progress = Callable[[float, str], None]  # (fraction done in [0, 1], what is happening)
-
-
-def check_mode(mode: str, what: str = "mode") -> str:
-    if mode not in MODES:
-        raise CartoonError(f"{what} must be one of {', '.join(MODES)}, got {mode!r}")
-    return mode
-
-
-def check_background(background: str, what: str = "background") -> str:
-    if background not in BACKGROUNDS:
-        raise CartoonError(f"{what} must be one of {', '.join(BACKGROUNDS)}, got {background!r}")
-    return background
 
 
 @dataclasses.dataclass(eq=False)
@@ -86,6 +79,7 @@ class StudioResult:
     reason: str  # auto mode: why it chose `mode` ("" otherwise)
     style: str  # display name of the chosen style
     face_style: str | None = None  # portrait mode: display name of the style the faces got
+    face_style_name: str | None = None  # portrait mode: that style's name (registered, or its folder / repo id)
     background: str | None = None  # portrait mode: "photo" or "cartoon"
     faces: list[FaceResult] = dataclasses.field(default_factory=list)
     skipped: list[SkippedFace] = dataclasses.field(default_factory=list)  # portrait mode: faces left as they are
@@ -125,36 +119,16 @@ class StudioResult:
         return f"{used} · {mode} · strength {self.strength:g} · {w}×{h} px · {dev} · {self.seconds:.2f} s"
 
 
-def _key(style: StyleSpec) -> str:
-    if isinstance(style, Style):
-        return style.name
-    if isinstance(style, (str, os.PathLike)):
-        return os.fspath(style)
-    raise CartoonError(f"style must be a style name, a weights folder or a Hub repo id; got {type(style).__name__}")
-
-
-def _registered(style: StyleSpec) -> Style | None:
-    return style if isinstance(style, Style) else STYLES.get(_key(style))
-
-
-def display_name(style: StyleSpec) -> str:
-    """A registered style's display name; a folder's name; a Hub repo id as it is."""
-    s = _registered(style)
-    if s is not None:
-        return s.display_name
-    key = _key(style)
-    return Path(key).name if Path(key).exists() else key
-
-
 class Studio:
     """Styles (each loaded once per device, on first use), the face pipeline, and `run`, which applies the mode
-    policy. Safe to share between threads: a generator is not safe to call from two threads at once (tiling records
-    and replays statistics on the module), so each loaded one has a lock, held for the duration of a call.
+    policy, and `video`. Safe to share between threads: each loaded style runs its generator under its own lock
+    (`Cartoonizer.lock`, taken by the engine itself).
 
-    device: the default device of `run` ("auto", "cpu", "cuda", "cuda:N"). backend / precision / threads / compile /
-      overlap: how styles are loaded (see `Cartoonizer`). portrait_style: what faces get when the chosen style is
-      not a portrait style (None: the chosen style). faces: a face pipeline (`facecrop.FacePipeline`, or anything
-      with its `detect` / `run` / `min_face`) to use instead of the default one, which is built on first need.
+    device: the default device of `run` and `video` ("auto", "cpu", "cuda", "cuda:N"). backend / precision /
+      threads / compile / overlap: how styles are loaded (see `Cartoonizer`). portrait_style: what faces get when
+      the chosen style is not a portrait style (None: the chosen style). faces: a face pipeline
+      (`facecrop.FacePipeline`, or anything with its `detect` / `run` / `min_face`) to use instead of the default
+      one, which is built on first need.
     """
 
     def __init__(self, *, device: str = "auto", backend: str = "torch", precision: str = "auto",
@@ -164,7 +138,7 @@ class Studio:
         self._options = dict(backend=backend, precision=precision, threads=threads, compile=compile, overlap=overlap)
         self.portrait_style = portrait_style
         self._lock = threading.Lock()
-        self._engines: dict[tuple[str, str], tuple[Cartoonizer, threading.Lock]] = {}
+        self._engines: dict[tuple[str, str], Cartoonizer] = {}
         self.errors: dict[str, str] = {}  # style -> why its weights could not be loaded (preload, face styles)
         self._faces = faces
         self._faces_lock = threading.Lock()
@@ -172,29 +146,31 @@ class Studio:
 
     # ---- styles -------------------------------------------------------------------------------------------------
 
-    def engine(self, style: StyleSpec, device: str | None = None) -> tuple[Cartoonizer, threading.Lock]:
-        """The loaded style on `device` (default: the Studio's) and the lock to hold while calling it."""
-        key = (_key(style), device or self.device)
+    def engine(self, style: StyleSpec, device: str | None = None) -> tuple[Cartoonizer, threading.RLock]:
+        """The loaded style on `device` (default: the Studio's) and its lock (`Cartoonizer.lock`: the engine takes
+        it for each pass; hold it only to keep several calls back to back)."""
+        style = resolve_style(style)
+        key = (style.name, device or self.device)
         with self._lock:
             if key not in self._engines:
                 if key[0] in self.errors:
                     raise CartoonError(f"style {key[0]!r} cannot be used: {self.errors[key[0]]}")
                 t0 = time.perf_counter()
-                engine = Cartoonizer(style if isinstance(style, Style) else key[0], device=key[1], **self._options)
-                self._engines[key] = (engine, threading.Lock())
+                engine = Cartoonizer(style, device=key[1], **self._options)
+                self._engines[key] = engine
                 log.info("loaded style %s on %s (%s) in %.1f s", key[0], engine.device, engine.precision,
                          time.perf_counter() - t0)
-            return self._engines[key]
+            engine = self._engines[key]
+        return engine, engine.lock
 
     def preload(self, warm: bool = True) -> None:
         """Load every registered style whose weights are there (and, on CPU, run it once: the first call is slow);
         a style that fails is recorded in `errors` and left out of `styles()`, the others still load."""
         for style in available_styles():
             try:
-                engine, lock = self.engine(style.name)
+                engine, _ = self.engine(style)
                 if warm and engine.device == "cpu":  # (ZeroGPU allows no CUDA work outside a request)
-                    with lock:
-                        engine(np.full((64, 64, 3), 128, np.uint8))
+                    engine(np.full((64, 64, 3), 128, np.uint8))
             except Exception as e:  # noqa: BLE001 - one broken style must not keep the others off
                 msg = str(e) if isinstance(e, CartoonError) else f"{type(e).__name__}: {e}"
                 self.errors[style.name] = msg
@@ -208,29 +184,30 @@ class Studio:
 
     def default_tile(self) -> int:
         """The tile size a style loaded on the default device uses when `run` is given none."""
-        for (_, device), (engine, _) in self._engines.items():
+        for (_, device), engine in self._engines.items():
             if device == self.device:
                 return engine.tile
         return 512
 
-    def face_style(self, style: StyleSpec, device: str | None = None) -> StyleSpec:
+    def face_style(self, style: StyleSpec, device: str | None = None) -> Style:
         """What faces get: `style` if it is a portrait style, else the portrait style if it loads (on `device`),
         else `style` (and why not is logged and kept in `errors`)."""
-        chosen = _registered(style)
-        if (chosen is not None and chosen.mode == "portrait") or self.portrait_style is None:
-            return style
-        portrait = _registered(self.portrait_style)
-        if portrait is not None and not portrait.is_available():
+        style = resolve_style(style)
+        if style.mode == "portrait" or self.portrait_style is None:
             return style
         try:
-            self.engine(self.portrait_style, device)
+            portrait = resolve_style(self.portrait_style)
+            if portrait.path is None and not portrait.is_available():
+                return style
+            self.engine(portrait, device)
         except CartoonError as e:
-            key = _key(self.portrait_style)
+            spec = self.portrait_style
+            key = spec.name if isinstance(spec, Style) else os.fspath(spec)
             if key not in self.errors:
                 self.errors[key] = str(e)
                 log.warning("portrait style %s not used: %s", key, e)
             return style
-        return self.portrait_style
+        return portrait
 
     # ---- faces --------------------------------------------------------------------------------------------------
 
@@ -273,13 +250,14 @@ class Studio:
 
     # ---- the work -----------------------------------------------------------------------------------------------
 
-    def cartoonize(self, style: StyleSpec, image: ImageInput | RGBImage, strength: float = 1.0,
-                   tile: int | None = None, device: str | None = None,
-                   progress: Callable[[int, int], None] | None = None) -> tuple[CartoonResult, Cartoonizer]:
-        """One style on one image (scene mode, no policy), holding the style's lock; returns the engine too."""
-        engine, lock = self.engine(style, device)
-        with lock:
-            return engine(image, strength=strength, progress=progress, tile=tile), engine
+    def _cartoonize(self, style: Style, image: ImageInput | RGBImage, strength: float, tile: int | None,
+                    device: str | None, progress: Callable[[int, int], None] | None = None
+                    ) -> tuple[CartoonResult, Cartoonizer]:
+        """One style on one image (scene mode, no policy; options already checked); returns the engine too."""
+        engine, _ = self.engine(style, device)
+        img = load_image(image)
+        (cartoon, saliency), = engine.stylize([img.rgb], tile=tile, progress=progress)
+        return engine.finish(img, cartoon, saliency, strength), engine
 
     def run(self, image: ImageInput | RGBImage, style: StyleSpec = DEFAULT_STYLE, mode: str = "auto",
             strength: float = 1.0, background: str = "photo", tile: int | None = None, *,
@@ -294,6 +272,7 @@ class Studio:
         check_background(background)
         strength = check_strength(strength)
         tile = None if tile is None else check_tile(tile)
+        style = resolve_style(style)
         report = progress or (lambda fraction, text: None)
         report(0.0, "Reading the photo")
         full = load_image(image)
@@ -320,10 +299,10 @@ class Studio:
             report(0.1 + 0.8 * done / total, f"Cartoonizing tile {done}/{total}")
 
         out = StudioResult(image=img, photo=img, saliency=None, mode=resolved, requested_mode=mode, reason=reason,
-                           style=display_name(style), strength=strength)
+                           style=style.display_name, strength=strength)
         if resolved == "scene":
             report(0.1, "Cartoonizing")
-            result, engine = self.cartoonize(style, img, strength, tile, device, tiles)
+            result, engine = self._cartoonize(style, img, strength, tile, device, tiles)
             out.image, out.saliency = result.image, result.saliency
         else:
             pipe = self.faces()
@@ -334,12 +313,12 @@ class Studio:
 
             def stylize(crop: np.ndarray) -> np.ndarray:
                 nonlocal engine
-                r, engine = self.cartoonize(face_style, crop, strength, tile, device)
+                r, engine = self._cartoonize(face_style, crop, strength, tile, device)
                 crop_saliency.append(r.saliency)
                 return r.image.rgb
 
             def scene(photo: np.ndarray) -> np.ndarray:
-                r, _ = self.cartoonize(style, photo, strength, tile, device, tiles)
+                r, _ = self._cartoonize(style, photo, strength, tile, device, tiles)
                 scene_saliency.append(r.saliency)
                 return r.image.rgb
 
@@ -351,7 +330,8 @@ class Studio:
                               **({} if full is img else {"source": full}))
             out.image = RGBImage(np.ascontiguousarray(pr.image), img.alpha)
             out.saliency = scene_saliency[0] if scene_saliency else None
-            out.face_style, out.background = display_name(face_style), background
+            out.face_style, out.face_style_name = face_style.display_name, face_style.name
+            out.background = background
             scale = getattr(pr, "scale", 1.0)
             pasted = getattr(pr, "pasted", None) or pr.stylized
             out.faces = [FaceResult(c.image, styl, sal, c.face.scaled(scale).box if scale != 1 else c.face.box, p)
@@ -364,6 +344,18 @@ class Studio:
             out.device = device or self.device
         out.seconds = time.perf_counter() - t0
         return out
+
+    def video(self, src: str | os.PathLike, dst: str | os.PathLike, style: StyleSpec = DEFAULT_STYLE,
+              strength: float = 1.0, tile: int | None = None, *, max_side: int | None = None,
+              device: str | None = None, **options) -> VideoResult:
+        """Cartoonize the video `src` into `dst` with a loaded style, in scene mode (`cartoon.video.cartoonize_video`:
+        its sound, its timing and no flicker). `strength`, `tile`, `max_side` as in `run`; `options`: the other
+        arguments of `cartoonize_video` (fps, start, duration, codec, crf, smoothing, blend, max_seconds,
+        copy_audio, progress, name). Frames share the generator with stills, a batch of frames at a time."""
+        from .video import cartoonize_video
+
+        engine, _ = self.engine(style, device)
+        return cartoonize_video(engine, src, dst, strength=strength, tile=tile, max_side=max_side, **options)
 
 
 _SHARED: Studio | None = None

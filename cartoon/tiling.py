@@ -13,8 +13,8 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from .network import SIZE_MULTIPLE
-
+# The generator downsamples twice by 2: its inputs' sides are multiples of this (images are padded, then cropped).
+SIZE_MULTIPLE = 4
 # px: the smallest side the generator takes (at 1/4 resolution its 7x7 reflect padding needs 4 px); smaller tile
 # sizes are raised to this
 MIN_TILE = 4 * SIZE_MULTIPLE
@@ -28,10 +28,6 @@ def to_network(rgb: np.ndarray) -> np.ndarray:
 def from_network(x: np.ndarray) -> np.ndarray:
     """(3, H, W) in [-1, 1] -> (H, W, 3) float32 in [0, 255]."""
     return (np.clip(x, -1.0, 1.0).transpose(1, 2, 0) + 1.0) * 127.5
-
-
-def padded_shape(h: int, w: int, multiple: int = SIZE_MULTIPLE) -> tuple[int, int]:
-    return h + (-h % multiple), w + (-w % multiple)
 
 
 def pad_to_multiple(rgb: np.ndarray, multiple: int = SIZE_MULTIPLE) -> np.ndarray:

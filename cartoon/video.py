@@ -1,7 +1,8 @@
-"""Video: cartoonize a clip frame by frame, with its sound, its timing and no flicker.
+"""Video files: cartoonize a clip frame by frame, with its sound, its timing and no flicker.
 
-    from cartoon import Cartoonizer
-    from cartoon.video import cartoonize_video
+    from cartoon import Studio
+    Studio().video("clip.mp4", "clip_cartoon.mp4", "ghibli", max_side=720)   # a loaded style, shared with stills
+    from cartoon.video import cartoonize_video                                # or with an engine of your own
     cartoonize_video(Cartoonizer("ghibli"), "clip.mp4", "clip_cartoon.mp4", max_side=720)
 
 Decoding and encoding go through PyAV, whose wheels ship FFmpeg (no system ffmpeg needed).  Frames stream through
@@ -14,35 +15,27 @@ is the input's (unless `fps` resamples to a constant rate); the rotation (frames
 generator sees them, and written upright); container metadata (title, date, ...) and stream languages.
 Subtitle and data streams are dropped.
 
-No flicker.  Instance norm and CBAM's channel attention normalise every frame with statistics of that frame, and
-those jump from frame to frame (noise, small motion, an object entering the picture): the cartoon's colours pump.
-Here each frame's statistics are recorded on a small copy (`Generator.recording_stats`, as tiling does), averaged
-over time with an exponential moving average (time constant `smoothing` seconds, using the real frame times, so
-variable frame rates are handled), and the frame is run with the averaged statistics (`Generator.using_stats`).
-At a scene cut (`CutDetector`) the average restarts from the new shot's own statistics.  That removes the global
-pumping; what remains is local (textures and outlines that the generator redraws differently as sensor noise and
-compression change), which `TemporalBlend` removes by mixing each cartoon with the previous output warped along the
-photo's optical flow, where the flow is reliable.
+This module is the I/O (PyAV: demuxing, decoding, turning upright, scaling, encoding, muxing, audio); what happens
+between consecutive frames against flicker (statistics smoothed over time, scene cuts, the motion-compensated blend)
+is cartoon/temporal.py's `FrameStylizer`.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import os
 import time
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable
 
-import cv2
 import numpy as np
 
-from .engine import Cartoonizer, check_strength
-from .errors import CartoonError
+from .engine import Cartoonizer
+from .errors import VideoError
 from .imageio import MIN_SIDE, atomic_path, file_problem
-from .strength import apply_strength
-from .tiling import from_network, pad_to_multiple, run_tiled, stats_copy, to_network
+from .options import check_strength, check_tile
+from .temporal import DEFAULT_BLEND, DEFAULT_SMOOTHING, FrameStylizer
 
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".wmv",
                   ".flv", ".3gp", ".ogv"}
@@ -62,212 +55,12 @@ BROWSER_AUDIO = ("aac", "mp3", "opus")
 MAX_VIDEO_SIDE = 8192
 MAX_VIDEO_PIXELS = 8192 * 4320
 MAX_FPS = 240
-DEFAULT_SMOOTHING = 0.5  # s: time constant of the statistics' moving average
-DEFAULT_BLEND = 0.7  # weight of the motion-compensated previous output where the motion is tracked
-STATS_SIDE = 384  # px: long side of the copy each frame's statistics are recorded on
 
 Progress = Callable[[int, "int | None"], None]  # (frames written, frames expected or None)
 
 
-class VideoError(CartoonError, ValueError):
-    """The input is not a video we can cartoonize, or an option does not fit it. The message is for the user."""
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Flicker: statistics smoothed over time, restarted at scene cuts
-
-
-class CutDetector:
-    """Hard cuts from the change between consecutive frames' thumbnails (mean absolute difference in 0..1).
-
-    A frame starts a new shot when its change is at least `min_change` and at least `ratio` times the shot's
-    recent average change, so a fast pan (large changes all the time) is not a string of cuts (at most its first
-    frame counts as one: harmless, the averages restart).  The first frame always starts a shot.
-    """
-
-    def __init__(self, min_change: float = 0.1, ratio: float = 3.0, side: int = 64):
-        self.min_change, self.ratio, self.side = float(min_change), float(ratio), int(side)
-        self.reset()
-
-    def reset(self) -> None:
-        self._prev: np.ndarray | None = None
-        self._avg = self.min_change / self.ratio
-
-    def change(self, rgb: np.ndarray) -> float | None:
-        """The change from the previous frame (None for the first one); advances the detector."""
-        h, w = rgb.shape[:2]
-        s = self.side / max(h, w)
-        thumb = cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-        thumb = thumb.astype(np.float32) / 255.0
-        prev, self._prev = self._prev, thumb
-        if prev is None or prev.shape != thumb.shape:
-            return None
-        return float(np.abs(thumb - prev).mean())
-
-    def __call__(self, rgb: np.ndarray) -> bool:
-        d = self.change(rgb)
-        if d is None:
-            self._avg = self.min_change / self.ratio
-            return True
-        cut = d >= self.min_change and d >= self.ratio * self._avg
-        # after a cut the average starts at that change: if the next ones are as large (a fast pan), they are not cuts
-        self._avg = d if cut else 0.7 * self._avg + 0.3 * d
-        return cut
-
-
-class StatsSmoother:
-    """Exponential moving average of the generator's whole-image statistics over time, restarted at cuts.
-
-    `time_constant` in seconds: a statistic recorded `dt` seconds ago weighs exp(-dt / time_constant) as much as
-    one recorded now.  0 uses every frame's own statistics (no smoothing).
-    """
-
-    def __init__(self, time_constant: float = DEFAULT_SMOOTHING):
-        if not time_constant >= 0:
-            raise VideoError(f"smoothing must be a time in seconds, at least 0; got {time_constant!r}")
-        self.time_constant = float(time_constant)
-        self.reset()
-
-    def reset(self) -> None:
-        self._state: list[np.ndarray] | None = None
-        self._t = 0.0
-
-    def __call__(self, stats: Sequence[np.ndarray], t: float, cut: bool = False) -> list[np.ndarray]:
-        """The smoothed statistics at time `t` (s), given this frame's own; `cut` restarts the average."""
-        if cut or self._state is None or self.time_constant == 0 or len(stats) != len(self._state):
-            self._state = [np.array(s, np.float32) for s in stats]
-        else:
-            keep = math.exp(-max(0.0, t - self._t) / self.time_constant)
-            for acc, s in zip(self._state, stats):
-                acc *= keep
-                acc += (1.0 - keep) * np.asarray(s, np.float32)
-        self._t = t
-        return [s.copy() for s in self._state]
-
-
-def flicker_ratio(inputs: Sequence[np.ndarray], outputs: Sequence[np.ndarray], cuts: Iterable[int] = ()) -> float:
-    """mean |out[t] - out[t-1]| / mean |in[t] - in[t-1]| over consecutive frames of the same shot (`cuts`: the
-    indices of frames that start a shot; the pair across a cut is left out).  1 means the cartoon changes exactly
-    as much as the input does; per-frame statistics make it larger."""
-    cuts = set(cuts)
-    num = den = 0.0
-    for t in range(1, len(inputs)):
-        if t in cuts:
-            continue
-        den += float(np.abs(inputs[t].astype(np.float32) - inputs[t - 1].astype(np.float32)).mean())
-        num += float(np.abs(outputs[t].astype(np.float32) - outputs[t - 1].astype(np.float32)).mean())
-    if den == 0:
-        raise ValueError("the input frames do not change: the ratio is undefined")
-    return num / den
-
-
-class TemporalBlend:
-    """Motion-compensated blending of each cartoon with the previous output, where the photo shows the same thing.
-
-    A generator also flickers locally: sensor noise and compression change its textures and outlines from frame to
-    frame.  The previous output is warped onto the current frame along the photo's optical flow (OpenCV's DIS, on
-    the frames as they go in), and mixed in with weight `strength` * exp(-(e / tolerance)^2), where e is how much the
-    photo itself differs from its warped previous frame there (0..255): full blending where the motion is tracked,
-    none where something new appears (occlusions, fast motion, outside the previous frame).  Restarted at cuts.
-    """
-
-    def __init__(self, strength: float = 0.7, tolerance: float = 8.0):
-        if not 0.0 <= strength < 1.0:
-            raise VideoError(f"blend must be at least 0 and below 1, got {strength!r}")
-        self.strength, self.tolerance = float(strength), float(tolerance)
-        self.flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
-        self.reset()
-
-    def reset(self) -> None:
-        self._prev: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # photo, its gray, the output
-
-    def __call__(self, photo: np.ndarray, cartoon: np.ndarray, cut: bool = False) -> np.ndarray:
-        """photo (H, W, 3) uint8, its cartoon (H, W, 3) float32 0..255 -> the blended cartoon (float32)."""
-        gray = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)
-        prev = self._prev
-        if cut or prev is None or prev[1].shape != gray.shape or self.strength == 0:
-            self._prev = (photo, gray, cartoon)
-            return cartoon
-        h, w = gray.shape
-        flow = self.flow.calc(gray, prev[1], None)  # for each pixel now: where it was in the previous frame
-        grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-        map_x, map_y = grid_x + flow[..., 0], grid_y + flow[..., 1]
-        warped_photo = cv2.remap(prev[0], map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        warped_out = cv2.remap(prev[2], map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        err = np.abs(photo.astype(np.float32) - warped_photo).mean(axis=2)
-        err = cv2.blur(err, (5, 5))
-        alpha = self.strength * np.exp(-np.square(err / self.tolerance))
-        alpha[(map_x < 0) | (map_x > w - 1) | (map_y < 0) | (map_y > h - 1)] = 0.0  # not in the previous frame
-        out = cartoon + alpha[..., None] * (warped_out - cartoon)
-        self._prev = (photo, gray, out)
-        return out
-
-
-class FrameStylizer:
-    """Cartoonizes consecutive frames of one clip (same size, in time order) without flicker.
-
-    engine: a Cartoonizer (its runner, tile and overlap are used). smoothing: the statistics' time constant in
-    seconds (see StatsSmoother); None runs every frame exactly as a photo (its own statistics). blend: strength of
-    the motion-compensated blend with the previous output (TemporalBlend; 0 = off). stats_side: long side of the
-    small copy the statistics are recorded on.  cuts: the scene-cut detector (both restart at a cut).  lock: held
-    around each use of the generator (the app shares one generator between requests).
-    """
-
-    def __init__(self, engine: Cartoonizer, strength: float = 1.0, smoothing: float | None = DEFAULT_SMOOTHING,
-                 blend: float = DEFAULT_BLEND, stats_side: int = STATS_SIDE, tile: int | None = None,
-                 cuts: CutDetector | None = None, lock=None):
-        self.engine = engine
-        self.strength = check_strength(strength)
-        self.smoother = None if smoothing is None else StatsSmoother(smoothing)
-        self.blend = TemporalBlend(blend) if blend else None
-        self.stats_side = int(stats_side)
-        self.tile = int(tile or engine.tile)
-        self.detector = cuts or CutDetector()
-        self.lock = lock
-        self.cuts: list[int] = []  # indices (frames seen so far) that started a shot
-        self.frames = 0
-        self.stats_batch = 4 * max(1, engine.batch_size)
-
-    def __call__(self, frames: Sequence[np.ndarray], times: Sequence[float]) -> list[np.ndarray]:
-        """(H, W, 3) uint8 frames and their times in seconds -> their cartoons, (H, W, 3) uint8."""
-        if not frames:
-            return []
-        h, w = frames[0].shape[:2]
-        cut = [self.detector(f) for f in frames]
-        self.cuts += [self.frames + i for i, c in enumerate(cut) if c]
-        self.frames += len(frames)
-        padded = [pad_to_multiple(f) for f in frames]
-        hp, wp = padded[0].shape[:2]
-        runner, engine = self.engine.runner, self.engine
-        with self.lock if self.lock is not None else contextlib.nullcontext():
-            stats: list = [None] * len(frames)  # None: the frame's own statistics
-            if self.smoother is not None:
-                for k in range(0, len(frames), self.stats_batch):
-                    chunk = padded[k:k + self.stats_batch]
-                    _, _, rec = runner(np.concatenate([to_network(stats_copy(f, self.stats_side)) for f in chunk]),
-                                       record=True)
-                    for i in range(len(chunk)):
-                        stats[k + i] = self.smoother([r[i:i + 1] for r in rec], float(times[k + i]), cut[k + i])
-            cartoons: list[np.ndarray] = []
-            if max(hp, wp) <= self.tile:  # one pass per frame, a batch of frames at a time
-                n = max(1, engine.batch_size)
-                for k in range(0, len(frames), n):
-                    x = np.concatenate([to_network(f) for f in padded[k:k + n]])
-                    chunk = stats[k:k + n]
-                    y, _, _ = runner(x, stats=None if chunk[0] is None else [np.concatenate(s) for s in zip(*chunk)])
-                    cartoons.extend(from_network(yi) for yi in y)
-            else:
-                for f, st in zip(padded, stats):
-                    c, _ = run_tiled(runner, f, self.tile, engine.overlap, engine.stats_side,
-                                     batch_size=engine.batch_size, stats=st)
-                    cartoons.append(c)
-        out = []
-        for f, c, is_cut in zip(frames, cartoons, cut):
-            c = np.ascontiguousarray(c[:h, :w])
-            if self.blend is not None:
-                c = self.blend(f, c, is_cut)
-            out.append(apply_strength(f, c, self.strength))
-        return out
+def is_video(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_SUFFIXES
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -280,19 +73,6 @@ def _av():
     except ImportError:
         raise VideoError("video needs PyAV, which is not installed here: pip install av") from None
     return av
-
-
-@dataclasses.dataclass
-class VideoInfo:
-    width: int  # as displayed: rotation applied
-    height: int
-    rotation: int  # degrees counter-clockwise that the stored frames are turned to be displayed
-    fps: float | None  # average frame rate
-    duration: float | None  # seconds
-    frames: int | None  # as the container says (or estimated from duration x fps)
-    codec: str
-    audio: list[str]  # codec of each audio stream
-    format: str
 
 
 def _open(path: Path, label: str):
@@ -334,44 +114,16 @@ def _reason(e: Exception) -> str:
     return getattr(e, "strerror", None) or str(e)
 
 
-def probe(path: str | os.PathLike, name: str | None = None) -> VideoInfo:
-    """What the video is (size as displayed, rotation, rate, duration, audio); VideoError if it is not one."""
-    path = Path(path)
-    container, stream = _open(path, name or str(path))
-    with container:
-        return _info(container, stream, _first_rotation(container, stream))
-
-
-def _first_rotation(container, stream) -> int:
-    """The rotation of the first frame (PyAV puts the display matrix on every decoded frame)."""
-    av = _av()
-    try:
-        for frame in container.decode(stream):
-            return int(round(frame.rotation or 0))
-    except (av.FFmpegError, ValueError):
-        return 0
-    finally:
-        try:
-            container.seek(0)
-        except av.FFmpegError:
-            pass
-    return 0
-
-
-def _info(container, stream, rotation: int) -> VideoInfo:
-    cc = stream.codec_context
-    w, h = (cc.height, cc.width) if rotation % 180 else (cc.width, cc.height)
+def _timing(container, stream) -> tuple[float | None, float | None]:
+    """(average frame rate, duration in seconds) as the file declares them; None where it does not."""
     rate = stream.average_rate or stream.guessed_rate
-    fps = float(rate) if rate else None
     if stream.duration and stream.time_base:
         duration = float(stream.duration * stream.time_base)
     elif container.duration:
         duration = container.duration / 1_000_000
     else:
         duration = None
-    frames = stream.frames or (round(duration * fps) if duration and fps else None)
-    return VideoInfo(w, h, rotation, fps, duration, frames or None, cc.name,
-                     [a.codec_context.name for a in container.streams.audio], container.format.name)
+    return (float(rate) if rate else None), duration
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -445,7 +197,7 @@ def cartoonize_video(engine: Cartoonizer, src: str | os.PathLike, dst: str | os.
                      max_side: int | None = None, fps: float | None = None, start: float = 0.0,
                      duration: float | None = None, codec: str | None = None, crf: int | None = None,
                      smoothing: float | None = DEFAULT_SMOOTHING, blend: float = DEFAULT_BLEND,
-                     tile: int | None = None, lock=None, max_seconds: float | None = None,
+                     tile: int | None = None, max_seconds: float | None = None,
                      copy_audio: Iterable[str] | None = None, progress: Progress | None = None,
                      name: str | None = None) -> VideoResult:
     """Cartoonize the video `src` into `dst` (.mp4, .m4v, .mov, .mkv or .webm), written atomically.
@@ -453,10 +205,11 @@ def cartoonize_video(engine: Cartoonizer, src: str | os.PathLike, dst: str | os.
     max_side: downscale frames so the longer side is at most this. fps: resample to this constant rate (default:
     the input's timestamps, variable rates too). start / duration: the part to cartoonize, in seconds (audio is cut
     at the nearest packet). codec: h264 (default; vp9 for .webm), h265, vp9 or av1; crf: its quality (lower is
-    better; defaults in DEFAULT_CRF). smoothing, blend: see FrameStylizer. max_seconds: refuse longer parts (the app's
-    limit). copy_audio: the audio codecs to copy (default: any the container can hold; the app passes what browsers
-    play), others are re-encoded. progress(frames written, frames expected or None).  Raises VideoError (a CartoonError) with a message
-    for the user; nothing is left at `dst` then.
+    better; defaults in DEFAULT_CRF). smoothing, blend: see temporal.FrameStylizer. tile: the engine's tile size for
+    the frames. max_seconds: refuse longer parts (the app's limit). copy_audio: the audio codecs to copy (default:
+    any the container can hold; the app passes what browsers play), others are re-encoded. progress(frames written,
+    frames expected or None).  Raises VideoError (a CartoonError) with a message for the user; nothing is left at
+    `dst` then.
     """
     av = _av()
     t_start = time.perf_counter()
@@ -464,12 +217,13 @@ def cartoonize_video(engine: Cartoonizer, src: str | os.PathLike, dst: str | os.
     label = name or str(src)
     fmt, codec, crf = check_video_options(dst, codec, crf, fps, start, duration, max_side)
     strength = check_strength(strength)
+    tile = None if tile is None else check_tile(tile)
     container, vstream = _open(src, label)
     with container:
-        info = _info(container, vstream, 0)
-        if info.duration is not None and start >= info.duration:
-            raise VideoError(f"{label}: start {start:g} s is past the end of the video ({info.duration:.2f} s)")
-        window = None if info.duration is None else min(info.duration - start, duration or math.inf)
+        in_fps, in_duration = _timing(container, vstream)
+        if in_duration is not None and start >= in_duration:
+            raise VideoError(f"{label}: start {start:g} s is past the end of the video ({in_duration:.2f} s)")
+        window = None if in_duration is None else min(in_duration - start, duration or math.inf)
         if max_seconds is not None and (window is None or window > max_seconds + 1e-3):
             length = "of unknown length" if window is None else f"{window:.1f} s long"
             raise VideoError(f"{label}: the video is {length}; at most {max_seconds:g} s can be cartoonized here "
@@ -478,10 +232,10 @@ def cartoonize_video(engine: Cartoonizer, src: str | os.PathLike, dst: str | os.
         expected = None
         if window is not None:
             expected = math.ceil(window * float(out_rate)) if out_rate else (
-                round(window * info.fps) if info.fps else None)
+                round(window * in_fps) if in_fps else None)
         if duration is None and start == 0 and not out_rate and vstream.frames:
             expected = vstream.frames
-        stylizer = FrameStylizer(engine, strength, smoothing, blend, tile=tile, lock=lock)
+        stylizer = FrameStylizer(engine, strength, smoothing, blend, tile=tile)
         with atomic_path(dst) as tmp:
             options = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {}
             with av.open(str(tmp), "w", format=fmt, options=options) as out:
@@ -808,63 +562,3 @@ class _Job:
     def _encode_audio(self, entry: dict, frame) -> None:
         for p in entry["out"].encode(frame):
             self.out.mux(p)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The command line's part (`python -m cartoon -i clip.mp4 -o clip_cartoon.mp4`)
-
-
-def add_video_arguments(parser) -> None:
-    g = parser.add_argument_group("video (inputs named .mp4, .mov, .mkv, .webm, .avi, ...)")
-    g.add_argument("--fps", type=float, default=None,
-                   help="resample to this constant frame rate (default: keep the input's timing, variable too)")
-    g.add_argument("--start", type=float, default=0.0, help="start at this time in seconds (default 0)")
-    g.add_argument("--duration", type=float, default=None, help="cartoonize this many seconds (default: to the end)")
-    g.add_argument("--codec", default=None, choices=tuple(CODECS),
-                   help="video codec (default h264; vp9 for .webm); the sound is copied as it is")
-    g.add_argument("--crf", type=int, default=None,
-                   help="quality: lower is better and larger (default "
-                        + ", ".join(f"{c} {q}" for c, q in DEFAULT_CRF.items()) + ")")
-    g.add_argument("--smooth", type=float, default=DEFAULT_SMOOTHING,
-                   help=f"time constant in seconds of the statistics' moving average against flicker (default "
-                        f"{DEFAULT_SMOOTHING:g}; 0: every frame on its own, like a photo)")
-    g.add_argument("--blend", type=float, default=DEFAULT_BLEND,
-                   help=f"weight of the previous output, warped along the motion, where the motion is tracked "
-                        f"(default {DEFAULT_BLEND:g}; 0: off)")
-
-
-def is_video(path: Path) -> bool:
-    return path.suffix.lower() in VIDEO_SUFFIXES
-
-
-def output_path(src: Path, out: Path, into_folder: bool) -> Path:
-    """Where a video goes: `out` itself when it is a video file name (one input), else `out/<stem><suffix>`, keeping
-    the input's container when we can write it, else .mp4."""
-    if not into_folder and out.suffix.lower() in CONTAINERS and not out.is_dir():
-        return out
-    suffix = src.suffix.lower() if src.suffix.lower() in CONTAINERS else ".mp4"
-    return out / f"{src.stem}{suffix}"
-
-
-def run_from_cli(engine: Cartoonizer, src: Path, dst: Path, args, lock=None) -> VideoResult:
-    """One video with the CLI's options and a progress bar in frames (with an ETA)."""
-    import sys
-
-    from tqdm import tqdm
-
-    smoothing = args.smooth if args.smooth and args.smooth > 0 else None
-    if args.smooth is not None and args.smooth < 0:
-        raise VideoError(f"--smooth must be at least 0, got {args.smooth:g}")
-    with tqdm(total=None, unit="frame", desc=src.name, leave=False, dynamic_ncols=True,
-              file=sys.stderr) as bar:
-        def progress(done: int, total: int | None) -> None:
-            if total and bar.total != max(total, done):
-                bar.total = max(total, done)
-            bar.update(done - bar.n)
-
-        result = cartoonize_video(engine, src, dst, strength=args.strength, max_side=args.max_side, fps=args.fps,
-                                  start=args.start, duration=args.duration, codec=args.codec, crf=args.crf,
-                                  smoothing=smoothing, blend=args.blend, tile=args.tile, lock=lock,
-                                  progress=progress)
-    tqdm.write(f"{dst}: {result.summary}", file=sys.stderr)
-    return result

@@ -17,10 +17,8 @@ from safetensors.torch import load_file, save_file
 from .errors import WeightsError
 from .imageio import atomic_path
 from .network import Generator, GeneratorConfig
+from .registry import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME
 
-WEIGHTS_NAME = "model.safetensors"
-CONFIG_NAME = "config.json"
-CARD_NAME = "README.md"
 _REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from cartoon.errors import CartoonError
 from cartoon.imageio import ImageInput, RGBImage, load_image
-from cartoon.studio import BACKGROUNDS
+from cartoon.options import BACKGROUNDS
 
 from . import align, harmonize
 from .align import AlignedFace

@@ -227,3 +227,60 @@ def test_bf16_path_stays_close_to_fp32(astronaut_small):
     assert bf16_engine.precision == "bf16" and bf16_engine.runner.channels_last
     bf16 = bf16_engine(astronaut_small).image.rgb.astype(float)
     assert np.abs(fp32 - bf16).mean() < 8  # random weights amplify rounding; trained weights are gentler
+
+
+def test_stylize_is_the_one_pass_for_stills_tiles_batches_and_video_frames(engine, astronaut_small):
+    """`Cartoonizer.stylize` is what a still, a tiled image, a batch and a video's frames all go through: each path
+    gives the pixels the primitive gives (strength applied by `finish`)."""
+    from cartoon.imageio import RGBImage
+    from cartoon.temporal import FrameStylizer, StatsSmoother
+
+    rng = np.random.default_rng(1)
+    small = [np.ascontiguousarray(astronaut_small[i:i + 62, i:i + 90]) for i in (0, 10, 20)]  # unpadded 62 x 90
+    big = np.ascontiguousarray(np.asarray(Image.fromarray(astronaut_small).resize((150, 110))))
+    noisy = np.clip(big.astype(int) + rng.integers(-6, 7, big.shape), 0, 255).astype(np.uint8)
+
+    # a still is stylize + finish, at any strength; the saliency map too
+    (cartoon, sal), = engine.stylize([small[0]])
+    assert cartoon.shape == (62, 90, 3) and cartoon.dtype == np.float32 and sal.shape == (62, 90)
+    for s in (1.0, 0.5):
+        still, via = engine(small[0], strength=s), engine.finish(RGBImage(small[0]), cartoon, sal, s)
+        assert np.array_equal(still.image.rgb, via.image.rgb) and np.array_equal(still.saliency, via.saliency)
+    # larger than the tile: tile by tile inside stylize, as a tiled still
+    (tiled, _), = engine.stylize([big], tile=64)
+    assert np.array_equal(engine(big, tile=64).image.rgb, apply_strength(big, tiled, 1.0))
+    # one call over mixed sizes gives each image what it gets alone (grouped by size, tiled where needed)
+    alone = [engine.stylize([x], tile=64)[0] for x in (small[0], big, small[1])]
+    for (c, s), (c1, s1) in zip(engine.stylize([small[0], big, small[1]], tile=64), alone):
+        assert np.array_equal(c, c1) and np.array_equal(s, s1)
+    # a batch shares forward passes: the same pixels as single calls (within float rounding of the batch)
+    for res, x in zip(engine.batch(small), small):
+        assert np.abs(res.image.rgb.astype(int) - engine(x).image.rgb).max() <= 1
+    # video frames without smoothing or blend are stills, whole or tiled
+    frames = FrameStylizer(engine, strength=0.5, smoothing=None, blend=0.0)(small, [0.0, 0.04, 0.08])
+    assert all(np.array_equal(f, engine(x, strength=0.5).image.rgb) for f, x in zip(frames, small))
+    frames = FrameStylizer(engine, smoothing=None, blend=0.0, tile=64)([big, noisy], [0.0, 0.04])
+    assert all(np.array_equal(f, engine(x, tile=64).image.rgb) for f, x in zip(frames, (big, noisy)))
+    # and with smoothed statistics, a frame is stylize run with them
+    st = FrameStylizer(engine, smoothing=0.5, blend=0.0, stats_side=64)
+    out = st([big, noisy], [0.0, 0.04])
+    own = engine.statistics([big, noisy], 64)
+    sm = StatsSmoother(0.5)
+    stats = [sm(own[0], 0.0, True), sm(own[1], 0.04)]
+    expected = [apply_strength(x, c, 1.0) for x, (c, _) in zip((big, noisy), engine.stylize([big, noisy], stats))]
+    assert all(np.array_equal(a, b) for a, b in zip(out, expected))
+    assert not np.array_equal(out[1], engine(noisy).image.rgb)  # the smoothed statistics are not the frame's own
+
+
+def test_importing_the_package_loads_no_torch():
+    """`import cartoon.errors` (what facecrop and scripts import for the exceptions) and `import cartoon` are light:
+    torch is loaded by what runs the torch backend, not by the package."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    code = ("import sys, cartoon.errors; a = 'torch' in sys.modules; import cartoon, cartoon.studio, cartoon.video; "
+            "print(a, 'torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.split() == ["False", "False"], r.stdout + r.stderr

@@ -71,3 +71,35 @@ def test_missing_onnx_files_are_named(lite_weights, tmp_path):
 def test_export_cli_reports_errors(tmp_path, capsys):
     assert export_main([str(tmp_path / "nowhere")]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_the_onnx_backend_runs_without_torch(lite_weights, exported, astronaut_small, tmp_path):
+    """onnxruntime alone: with torch made unimportable, the package, a tiled ONNX run and a Studio scene run work,
+    and give what they give here."""
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    folder = tmp_path / "style"  # a weights folder with its ONNX export, as `python -m cartoon.export` leaves it
+    shutil.copytree(lite_weights, folder)
+    for p in exported.iterdir():
+        shutil.copy(p, folder / p.name)
+    img = np.ascontiguousarray(np.asarray(Image.fromarray(astronaut_small).resize((150, 110))))
+    np.save(tmp_path / "in.npy", img)
+    code = f"""
+import sys
+sys.modules["torch"] = None  # `import torch` fails from here on
+import numpy as np
+from cartoon import Cartoonizer, Studio
+img = np.load({str(tmp_path / "in.npy")!r})
+np.save({str(tmp_path / "engine.npy")!r}, Cartoonizer({str(folder)!r}, backend="onnx", threads=2)(img, tile=64).image.rgb)
+r = Studio(device="cpu", backend="onnx", threads=2).run(img, {str(folder)!r}, "scene", strength=0.5)
+np.save({str(tmp_path / "studio.npy")!r}, r.image.rgb)
+"""
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    engine = Cartoonizer(folder, backend="onnx", threads=2)
+    assert np.array_equal(np.load(tmp_path / "engine.npy"), engine(img, tile=64).image.rgb)
+    assert np.array_equal(np.load(tmp_path / "studio.npy"), engine(img, strength=0.5).image.rgb)

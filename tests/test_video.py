@@ -18,9 +18,8 @@ from PIL import Image
 av = pytest.importorskip("av")
 
 from cartoon import Cartoonizer  # noqa: E402
-from cartoon.video import (  # noqa: E402
-    CutDetector, FrameStylizer, StatsSmoother, VideoError, cartoonize_video, flicker_ratio, probe,
-)
+from cartoon.temporal import CutDetector, FrameStylizer, StatsSmoother, flicker_ratio  # noqa: E402
+from cartoon.video import VideoError, cartoonize_video  # noqa: E402
 from conftest import REPO, write_clip  # noqa: E402
 
 # Small clips on a shared CPU: one thread avoids OpenMP waits on descheduled siblings.
@@ -112,7 +111,9 @@ def test_rotation_is_applied_to_the_pixels(big_photo, engine, tmp_path):
     stored = big_photo[:48, :64].copy()
     stored[:12, :16] = (255, 0, 0)  # a red block at the stored top-left
     src = write_clip(tmp_path / "phone.mp4", [stored] * 3, rotation=90)
-    assert probe(src).rotation == 90 and (probe(src).width, probe(src).height) == (48, 64)
+    with av.open(str(src)) as c:  # stored 64 x 48, shown turned by 90 degrees
+        first = next(c.decode(video=0))
+        assert (first.rotation, first.width, first.height) == (90, 64, 48)
     out = tmp_path / "upright.mp4"
     cartoonize_video(engine, src, out, strength=0.0)  # strength 0: the photo itself, so the pixels can be compared
     frames, _, _ = decode(out)
@@ -266,13 +267,10 @@ def stylize(engine, frames, smoothing, blend=0.0, stats_side=32, cuts=None):
 def test_smoothed_statistics_jump_less_and_the_cartoon_changes_less(engine, big_photo):
     frames = noisy_pan(big_photo, 16)
     # the generator's own statistics of each frame (on the small copy), and their moving average
-    from cartoon.tiling import stats_copy, to_network
-
-    _, _, rec = engine.runner(np.concatenate([to_network(stats_copy(f, 32)) for f in frames]), record=True)
-    raw = [np.concatenate([r[i].ravel() for r in rec]) for i in range(len(frames))]
+    own = engine.statistics(frames, 32)
+    raw = [np.concatenate([r.ravel() for r in rec]) for rec in own]
     sm = StatsSmoother(0.5)
-    smooth = [np.concatenate([s.ravel() for s in sm([r[i:i + 1] for r in rec], i / FPS, i == 0)])
-              for i in range(len(frames))]
+    smooth = [np.concatenate([s.ravel() for s in sm(rec, i / FPS, i == 0)]) for i, rec in enumerate(own)]
     jump = lambda xs: np.mean([np.abs(b - a).mean() for a, b in zip(xs, xs[1:])])  # noqa: E731
     assert jump(smooth) < 0.3 * jump(raw)
 

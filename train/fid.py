@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
 
 import numpy as np
 import torch
@@ -61,9 +61,3 @@ class FIDEvaluator:
             with open(tmp, "wb") as f:
                 np.save(f, feats, allow_pickle=False)
         return feats
-
-    def fid(self, generate: Callable[[torch.Tensor], torch.Tensor], photos: torch.Tensor,
-            reference: np.ndarray) -> float:
-        """FID between `generate(photo batch)` over the validation photos and the reference features."""
-        feats = self.features(generate(b) for b in photos.split(self.batch_size))
-        return frechet_distance(feats, reference)
