@@ -1,9 +1,9 @@
 """Video files: cartoonize a clip frame by frame, with its sound, its timing and no flicker.
 
-    from cartoon import Studio
-    Studio().video("clip.mp4", "clip_cartoon.mp4", "ghibli", max_side=720)   # a loaded style, shared with stills
-    from cartoon.video import cartoonize_video                                # or with an engine of your own
-    cartoonize_video(Cartoonizer("ghibli"), "clip.mp4", "clip_cartoon.mp4", max_side=720)
+    from cartoon import Cartoonizer, Studio
+    from cartoon.video import cartoonize_video
+    Studio().video("clip.mp4", "clip_cartoon.mp4", "ghibli", max_side=720)   # a Studio's style, shared with stills
+    cartoonize_video(Cartoonizer("ghibli"), "clip.mp4", "clip_cartoon.mp4", max_side=720)   # or an engine of yours
 
 Decoding and encoding go through PyAV, whose wheels ship FFmpeg (no system ffmpeg needed).  Frames stream through
 the generator a few at a time, so memory does not grow with the clip's length; the output is written to a temporary
