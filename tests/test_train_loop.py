@@ -117,6 +117,16 @@ def _state(path: Path) -> dict:
     return {k: v for k, v in load_file(str(path)).items() if not k.startswith("rng.")}
 
 
+def straight_and_resumed(folders: Path, tmp_path: Path, common: tuple[str, ...]) -> tuple[dict, dict]:
+    """The step-4 checkpoints of a run of 4 straight steps (run_dir a) and of one stopped at 2 and resumed (b)."""
+    train(load_config(None, _overrides(folders, tmp_path / "a", *common, "train.max_steps=4")), progress=False)
+    train(load_config(None, _overrides(folders, tmp_path / "b", *common, "train.max_steps=2")), progress=False)
+    train(load_config(None, _overrides(folders, tmp_path / "b", *common, "train.max_steps=4")), resume=True,
+          progress=False)
+    return (_state(tmp_path / "a" / "checkpoints" / "ckpt-000000004.safetensors"),
+            _state(tmp_path / "b" / "checkpoints" / "ckpt-000000004.safetensors"))
+
+
 def test_resume_continues_exactly(folders, tmp_path):
     """Stopping after 3 steps and resuming gives bit-identical weights, EMA and optimizer state to 6 straight steps
     (across the init -> adversarial switch at step 4), with an optional term that runs numpy inside the step (the
@@ -180,12 +190,7 @@ def test_feature_discriminator_learns_checkpoints_and_resumes_exactly(folders, t
     common = ("train.init_epochs=0", "loss.w_adv_vgg=1", "model.feature_d_channels=8", "model.diffaug=translation",
               "log.ckpt_every=2",
               "log.eval_every=100")
-    train(load_config(None, _overrides(folders, tmp_path / "a", *common, "train.max_steps=4")), progress=False)
-    train(load_config(None, _overrides(folders, tmp_path / "b", *common, "train.max_steps=2")), progress=False)
-    train(load_config(None, _overrides(folders, tmp_path / "b", *common, "train.max_steps=4")), resume=True,
-          progress=False)
-    a = _state(tmp_path / "a" / "checkpoints" / "ckpt-000000004.safetensors")
-    b = _state(tmp_path / "b" / "checkpoints" / "ckpt-000000004.safetensors")
+    a, b = straight_and_resumed(folders, tmp_path, common)
     assert any(k.startswith("feature_discriminator.") for k in a) and any(k.startswith("optim.df.") for k in a)
     assert a.keys() == b.keys() and [k for k in a if not torch.equal(a[k], b[k])] == []
     with pytest.raises(ValueError, match="discriminators pixel .Discriminator., vgg .FeatureDiscriminator.; this config has pixel"):

@@ -13,7 +13,7 @@ from train.data import make_splits
 from train.loop import Trainer, train
 from train.metrics import FrameProbe, flat_share, line_placement, look_numbers
 
-from test_train_loop import _overrides, _state, folders  # noqa: F401  (the shared fixture)
+from test_train_loop import _overrides, folders, straight_and_resumed  # noqa: F401  (the shared fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -97,12 +97,7 @@ def test_surface_and_texture_discriminators_learn_checkpoint_and_resume_only_int
 
     common = ("train.init_epochs=0", "loss.w_adv=0", "loss.w_adv_surface=1", "loss.w_adv_texture=1",
               "model.d_channels=8", "log.ckpt_every=2", "log.eval_every=100")
-    train(load_config(None, _overrides(folders, tmp_path / "a", *common, "train.max_steps=4")), progress=False)
-    train(load_config(None, _overrides(folders, tmp_path / "b", *common, "train.max_steps=2")), progress=False)
-    train(load_config(None, _overrides(folders, tmp_path / "b", *common, "train.max_steps=4")), resume=True,
-          progress=False)
-    a = _state(tmp_path / "a" / "checkpoints" / "ckpt-000000004.safetensors")
-    b = _state(tmp_path / "b" / "checkpoints" / "ckpt-000000004.safetensors")
+    a, b = straight_and_resumed(folders, tmp_path, common)
     assert any(k.startswith("texture_discriminator.") for k in a) and any(k.startswith("optim.d_surface.") for k in a)
     assert a.keys() == b.keys() and [k for k in a if not torch.equal(a[k], b[k])] == []
     with pytest.raises(ValueError, match="surface .Discriminator., texture .Discriminator.; this config has pixel"):

@@ -71,7 +71,7 @@ class Objective:
         if loss.w_adv > 0:
             heads.append(Head("pixel", "discriminator", "d", loss.w_adv,
                               f"CartoonGAN's patch discriminator (width {model.d_channels})", patch_d(),
-                              lambda *x: self._augment(*x), smoothed_weight=loss.w_d_smoothed))
+                              self._augment, smoothed_weight=loss.w_d_smoothed))
         if loss.w_adv_vgg > 0:
             heads.append(Head("vgg", "feature_discriminator", "df", loss.w_adv_vgg,
                               f"a patch head (width {model.feature_d_channels}) on VGG19 `{loss.content_layer}` features",
