@@ -401,10 +401,14 @@ SHARED_PEOPLE = Path(__file__).resolve().parent.parent / "shared" / "data" / "pe
 GROUP_EXAMPLES = ("insightface_t1.jpg", "whitebox_party7.jpg")  # six at a card table; four at a dinner table
 
 
+SCENERY_EXAMPLES = Path(__file__).resolve().parent / "examples"  # CC-BY 4.0 landscapes: examples/README.md
+
+
 def example_photos() -> list[str]:
-    """Photos that installed packages ship: scikit-image's (always, it is a requirement) and scikit-learn's; and,
-    for portrait mode, group photos from ../shared/data/people when that folder is there."""
-    paths = []
+    """The repository's scenery photos (examples/), photos that installed packages ship: scikit-image's (always, it
+    is a requirement) and scikit-learn's; and, for portrait mode, group photos from ../shared/data/people when that
+    folder is there."""
+    paths = sorted(SCENERY_EXAMPLES.glob("*.jpg"))
     spec = importlib.util.find_spec("skimage")
     if spec and spec.origin:
         data = Path(spec.origin).parent / "data"

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .filters import guided_filter
+
 BLOCK_TYPES = ("plain", "dwsep", "inverted")
 UPSAMPLE_TYPES = ("transposed", "resize")
 
@@ -37,6 +39,11 @@ class GeneratorConfig:
     upsample: str = "transposed"  # transposed (fractional stride 1/2, as CartoonGAN) | resize (nearest x2 + conv)
     cbam_reduction: int = 16
     residual: bool = False  # output = input + learned change (starts at the identity: no reconstruction phase needed)
+    # A self-guided filter on the output (0: none).  A residual generator passes the photo's fine texture (grass,
+    # brick, grain) straight through, and its up path, at a quarter of the resolution, cannot cancel it: the filter
+    # flattens what varies less than sqrt(smooth_eps) in a (2r+1)^2 window and keeps outlines and region edges.
+    smooth_radius: int = 0
+    smooth_eps: float = 0.02
 
     def __post_init__(self):
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
@@ -49,12 +56,19 @@ class GeneratorConfig:
             raise ValueError(f"upsample must be one of {UPSAMPLE_TYPES}, got {self.upsample!r}")
         if self.num_res_blocks < 0 or self.expansion < 1 or self.cbam_reduction < 1:
             raise ValueError("num_res_blocks >= 0, expansion >= 1 and cbam_reduction >= 1 are required")
+        if self.smooth_radius < 0 or self.smooth_eps <= 0:
+            raise ValueError("smooth_radius >= 0 and smooth_eps > 0 are required")
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["channels"] = list(self.channels)
         d["saliency_channels"] = list(self.saliency_channels)
         return d
+
+    def weight_layout(self) -> dict:
+        """The fields that shape the weights: configs equal here load each other's state dicts (the output filter
+        has no parameters)."""
+        return {k: v for k, v in self.to_dict().items() if k not in ("smooth_radius", "smooth_eps")}
 
     @classmethod
     def from_dict(cls, d: dict) -> "GeneratorConfig":
@@ -82,6 +96,11 @@ CONFIGS = {
     "wide-res": GeneratorConfig(
         channels=(32, 64, 128), saliency_channels=(8, 16, 32), num_res_blocks=4, block="dwsep",
         upsample="resize", cbam_reduction=4, residual=True,
+    ),
+    # `wide-res` whose output goes through a 5x5 self-guided filter: the scene styles' flat regions.
+    "wide-res-smooth": GeneratorConfig(
+        channels=(32, 64, 128), saliency_channels=(8, 16, 32), num_res_blocks=4, block="dwsep",
+        upsample="resize", cbam_reduction=4, residual=True, smooth_radius=2, smooth_eps=0.02,
     ),
 }
 
@@ -302,6 +321,8 @@ class Generator(nn.Module):
         out = self.up(self.res(h))
         if self.config.residual:
             out = (x + out).clamp(-1.0, 1.0)
+        if self.config.smooth_radius:
+            out = guided_filter(out, out, self.config.smooth_radius, self.config.smooth_eps).clamp(-1.0, 1.0)
         return out, self.saliency.head(sal[2])
 
     # ---- whole-image statistics ---------------------------------------------------------------------------

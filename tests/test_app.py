@@ -583,12 +583,12 @@ def test_browser_upload_click_result(server, tmp_path):
             assert "scene mode" not in page.locator("#info").inner_text()
             assert page.locator("#result img").count() == 0 and page.locator("#download").is_hidden()
 
-            # the examples are clickable: the astronaut (shipped by scikit-image) lands in the photo input
+            # the examples are clickable: the first, a landscape of examples/, lands in the photo input
             page.locator("#photo button[aria-label='Remove Image']").first.click()
             page.locator(".gallery-item, button.gallery-item, [data-testid='examples'] button").first.click()
             page.wait_for_function(
                 "() => { const i = document.querySelector('#photo img');"
-                " return i && i.complete && i.naturalWidth === 512 && i.src.includes('astronaut'); }",
+                " return i && i.complete && i.naturalWidth === 1024 && i.src.includes('forest_stream'); }",
                 timeout=30_000)
 
             # the Video tab takes the style and the strength: the photo options are not shown there
@@ -602,3 +602,15 @@ def test_browser_upload_click_result(server, tmp_path):
             browser.close()
     assert shot.stat().st_size > 10_000
     shutil.copy(shot, "/tmp/app_screenshot.png")
+
+
+def test_the_examples_start_with_scenery():
+    import app
+
+    examples = [Path(p) for p in app.example_photos()]
+    scenery = [p for p in examples if p.parent == app.SCENERY_EXAMPLES]
+    assert len(scenery) >= 2 and examples[:len(scenery)] == scenery  # landscapes first, then the portraits
+    for p in scenery:
+        with Image.open(p) as im:
+            assert min(im.size) >= 512  # large enough to show what a style does to texture
+    assert str(app.SCENERY_EXAMPLES) in app.allowed_paths()

@@ -140,3 +140,31 @@ def test_every_block_type_builds_and_runs(block, upsample):
     with torch.no_grad():
         y, s = Generator(cfg).eval()(torch.zeros(1, 3, 16, 24))
     assert y.shape == (1, 3, 16, 24) and s.shape == (1, 1, 16, 24)
+
+
+def test_the_output_filter_flattens_texture_and_keeps_edges():
+    # an untrained residual generator returns its input, so `wide-res-smooth` returns the input's guided filter
+    torch.manual_seed(0)
+    step = torch.full((1, 3, 64, 64), -0.6)
+    step[..., 32:] = 0.6
+    noisy = step + 0.04 * torch.randn_like(step)
+    with torch.no_grad():
+        plain, _ = Generator("wide-res").eval()(noisy)
+        smooth, _ = Generator("wide-res-smooth").eval()(noisy)
+    assert torch.allclose(plain, noisy.clamp(-1, 1))
+    inside = (slice(None), slice(None), slice(4, 60), slice(4, 28))
+    assert smooth[inside].std() < noisy[inside].std() / 3  # the texture is flattened
+    edge = smooth[..., 4:60, 34].mean() - smooth[..., 4:60, 29].mean()
+    assert edge > 1.1  # the region edge stays a 1.2 step, two pixels either side of it
+
+
+def test_the_output_filter_has_no_weights():
+    smooth, plain = CONFIGS["wide-res-smooth"], CONFIGS["wide-res"]
+    assert smooth.weight_layout() == plain.weight_layout() != CONFIGS["paper"].weight_layout()
+    Generator(smooth).load_state_dict(Generator(plain).state_dict())
+
+
+@pytest.mark.parametrize("kwargs", [dict(smooth_radius=-1), dict(smooth_radius=2, smooth_eps=0.0)])
+def test_bad_output_filters_are_refused(kwargs):
+    with pytest.raises(ValueError, match="smooth"):
+        GeneratorConfig(**kwargs)

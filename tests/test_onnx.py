@@ -103,3 +103,22 @@ np.save({str(tmp_path / "studio.npy")!r}, r.image.rgb)
     engine = Cartoonizer(folder, backend="onnx", threads=2)
     assert np.array_equal(np.load(tmp_path / "engine.npy"), engine(img, tile=64).image.rgb)
     assert np.array_equal(np.load(tmp_path / "studio.npy"), engine(img, strength=0.5).image.rgb)
+
+
+def test_the_output_filter_exports(tmp_path, astronaut_small):
+    import dataclasses
+
+    import torch
+
+    from cartoon import Generator, save_pretrained
+    from cartoon.network import CONFIGS
+
+    torch.manual_seed(0)
+    g = Generator(dataclasses.replace(CONFIGS["lite-res"], smooth_radius=2))
+    torch.nn.init.normal_(g.up[-2][-1].weight, std=0.05)  # a residual generator starts at the identity: move it
+    save_pretrained(g, tmp_path / "w", card="# random smoothed lite generator for tests\n")
+    assert export_main([str(tmp_path / "w"), "-o", str(tmp_path / "onnx"), "--no-int8"]) == 0
+    x = to_network(np.asarray(Image.fromarray(astronaut_small).resize((100, 72))))
+    ty, _, _ = TorchRunner(from_pretrained(tmp_path / "w"), device="cpu", precision="fp32")(x)
+    oy, _, _ = OnnxRunner(tmp_path / "onnx", threads=1)(x)
+    assert np.abs(ty - oy).max() < 1e-3

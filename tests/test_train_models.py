@@ -177,6 +177,23 @@ def test_ssim_gray_is_one_on_equal_images_and_drops_with_noise():
     assert ssim_gray(rgb, noisy) < 0.6
 
 
+def test_texture_mask_covers_the_meadow_and_leaves_the_skyline():
+    """A meadow of strong-contrast specks under a plain sky with one skyline: the meadow's Canny edges are dense
+    (texture), the skyline's are one line through the window (an outline)."""
+    from train.metrics import edge_density, texture_mask
+    rng = np.random.default_rng(0)
+    img = np.full((96, 96, 3), 210, np.uint8)
+    img[48:] = np.where(rng.random((16, 32)) < 0.5, 30, 170).astype(np.uint8).repeat(3, 0).repeat(3, 1)[..., None]
+    img[30:48] = 90  # a dark hill: the skyline is the edge at row 30
+    mask = texture_mask(img)
+    assert mask.shape == (96, 96) and mask.dtype == bool
+    assert mask[60:90, 10:86].mean() > 0.9
+    assert not mask[:40].any()  # sky and skyline
+    edges = np.zeros((64, 64), np.uint8)
+    edges[32] = 255
+    assert edge_density(edges)[32, 32] == pytest.approx(1 / 31)
+
+
 def test_texture_lines_measure_lines_drawn_over_texture_only():
     from train.metrics import texture_lines
     rng = np.random.default_rng(0)

@@ -170,3 +170,12 @@ def test_scenery_cli_writes_a_key_list_that_cartoon_include_reads(folders, tmp_p
                              f"data.cartoon_include={out}", "data.cartoon_val_fraction=0.3"])
     s = make_splits(cfg.data)
     assert {p.name.rsplit("_", 1)[0] for p in s.cartoons + s.val_cartoons} == set(keys)
+
+
+def test_the_training_and_inference_guided_filters_agree():
+    from cartoon.filters import guided_filter
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 40, 44) * 2 - 1
+    for r, eps in [(1, 0.01), (2, 0.02), (5, 0.2)]:
+        assert torch.allclose(L.guided_filter(x, x, r, eps), guided_filter(x, x, r, eps), atol=1e-5)

@@ -17,7 +17,6 @@ from cartoon.network import CONFIGS as GENERATOR_CONFIGS
 from cartoon.registry import STYLES
 
 from .augment import parse_policy
-from .targets import STYLE_TARGETS
 
 
 class ConfigError(ValueError):
@@ -45,7 +44,7 @@ class DataConfig:
     split_seed: int = 0
     num_workers: typing.Optional[int] = None  # dataloader workers per process; None: chosen from the cores
     cache_dir: str = ".cache/train"
-    # what the loss.w_target_* terms compare the output with: "" none | paired | a key of train.targets.STYLE_TARGETS
+    # what the loss.w_target_* terms compare the output with: "" none | paired (each photo's cartoon: paired_files)
     target: str = ""
     canny_low: int = 100
     canny_high: int = 200
@@ -75,8 +74,6 @@ class LossConfig:
     surface_eps: float = 0.2
     w_adv_texture: float = 0.0  # a patch D on one random grayscale of the images (White-box's texture)
     w_structure: float = 0.0  # VGG L1 to the output's own superpixel painting (White-box's structure)
-    w_structure_pixel: float = 0.0  # pixel L1 to that painting: flat regions sooner than through VGG alone
-    w_surface_pixel: float = 0.0  # pixel L1 to the output's own guided filter (surface_radius / eps): edge-aware flat
     superpixels: int = 100  # SLIC segments per 256x256 of the structure term's painting
     w_ori: float = 0.25  # content weight, decayed: w_ori * decay ** (adversarial_epoch / 10)
     decay: float = 0.96
@@ -88,6 +85,7 @@ class LossConfig:
     face_box: typing.List[float] = dataclasses.field(default_factory=lambda: [0.08, 0.89, 0.15, 0.84])  # top, bottom, left, right: the 112x96 template on aligned portraits
     w_gram: float = 0.0  # AnimeGAN grayscale Gram style loss (off in the paper recipe)
     w_color: float = 0.0  # AnimeGAN YUV colour loss
+    w_palette: float = 0.0  # the batch's mean YUV to the cartoons' (the film's palette as a set statistic)
     w_tv: float = 0.0  # total variation
     w_target_pixel: float = 0.0  # L1 in pixels to the photo's target (data.target)
     w_target_vgg: float = 0.0  # L1 of VGG features (loss.content_layer) to the photo's target
@@ -199,11 +197,10 @@ class Config:
             problems.append("log.ssim_floor: must be in [0, 1]")
         if not 0 < self.loss.content_scale <= 1:
             problems.append("loss.content_scale: must be in (0, 1]")
-        kinds = ("paired", *STYLE_TARGETS)
-        if d.target not in ("", *kinds):
-            problems.append(f"data.target: {d.target!r} is not one of '' (none), {', '.join(kinds)}")
+        if d.target not in ("", "paired"):
+            problems.append(f"data.target: {d.target!r} is not one of '' (none), paired")
         if (self.loss.w_target_pixel > 0 or self.loss.w_target_vgg > 0) and not d.target:
-            problems.append(f"loss.w_target_pixel / w_target_vgg: need data.target (one of {', '.join(kinds)})")
+            problems.append("loss.w_target_pixel / w_target_vgg: need data.target (paired)")
         if self.loss.surface_radius < 1 or self.loss.surface_eps <= 0:
             problems.append("loss.surface_radius / surface_eps: the guided filter needs a radius >= 1 and eps > 0")
         if self.loss.superpixels < 1:

@@ -27,7 +27,6 @@ from .cache import MapCache, file_digest, read_png
 from .config import ConfigError, DataConfig
 from .edges import smooth_edges
 from .saliency_ref import saliency_reference
-from .targets import TARGET_VERSION, LabStats, style_target
 
 # Bump when a map's algorithm changes: the cache keys include it.
 EDGE_VERSION = 1
@@ -164,27 +163,6 @@ def saliency_cache(cfg: DataConfig) -> MapCache:
     return MapCache(cfg.cache_dir, "saliency", params, fn)
 
 
-def _style_target(path: Path, kind, short_side, size, photo_stats, cartoon_stats) -> np.ndarray:
-    return style_target(prepare_image(path, short_side, size), kind, photo_stats, cartoon_stats)
-
-
-def lab_stats(paths: list[Path], cfg: DataConfig, count: int = 200) -> LabStats:
-    """Colour statistics of up to `count` evenly spaced images of `paths`, as the training crops see them."""
-    step = max(1, len(paths) // count)
-    return LabStats.of([prepare_image(p, cfg.short_side, cfg.size) for p in paths[::step][:count]])
-
-
-def target_cache(cfg: DataConfig, photo_stats: LabStats, cartoon_stats: LabStats) -> MapCache:
-    """data.target a key of train.targets.STYLE_TARGETS: each photo's classical cartoon, cached."""
-    params = dict(version=TARGET_VERSION, **_prep_key(cfg), photo_stats=dataclasses.asdict(photo_stats),
-                  cartoon_stats=dataclasses.asdict(cartoon_stats))
-    if cfg.target != "flat":  # the flat targets' key (and cache) stays what it was
-        params["kind"] = cfg.target
-    fn = functools.partial(_style_target, kind=cfg.target, short_side=cfg.short_side, size=cfg.size,
-                           photo_stats=photo_stats, cartoon_stats=cartoon_stats)
-    return MapCache(cfg.cache_dir, "targets", params, fn)
-
-
 def paired_files(photos: list[Path], cartoons: list[Path], pattern: str | None) -> list[Path]:
     """data.target=paired: for each photo, the cartoon of the same split key (data.val_group's first group, else the
     file stem), e.g. A_00042.jpg -> B_00042.jpg."""
@@ -201,17 +179,15 @@ def _chw(rgb: np.ndarray) -> torch.Tensor:
 
 
 class UnpairedDataset(Dataset):
-    """Item `epoch * len + i`: photo i (with its saliency reference, and its target when `targets` is given) and a
-    cartoon drawn for (epoch, i) (with its edge-smoothed copy unless `smoothed` is None), each group cropped and
-    flipped alike.  Targets are images (`targets_are_maps=False`: paired cartoons, decoded like the photos) or cached
-    maps."""
+    """Item `epoch * len + i`: photo i (with its saliency reference, and its target when `targets` is given: its
+    paired cartoon, decoded like the photos) and a cartoon drawn for (epoch, i) (with its edge-smoothed copy unless
+    `smoothed` is None), each group cropped and flipped alike."""
 
     def __init__(self, cfg: DataConfig, photos: list[Path], saliency: list[Path], cartoons: list[Path],
-                 smoothed: list[Path] | None, seed: int, targets: list[Path] | None = None,
-                 targets_are_maps: bool = True):
+                 smoothed: list[Path] | None, seed: int, targets: list[Path] | None = None):
         self.cfg, self.seed = cfg, seed
         self.photos, self.saliency, self.cartoons, self.smoothed = photos, saliency, cartoons, smoothed
-        self.targets, self.targets_are_maps = targets, targets_are_maps
+        self.targets = targets
 
     def __len__(self) -> int:
         return len(self.photos)
@@ -240,8 +216,7 @@ class UnpairedDataset(Dataset):
         rng = np.random.default_rng([self.seed, epoch, i])
         photo_images = [self._load(self.photos[i]), read_png(self.saliency[i])]
         if self.targets is not None:
-            t = self.targets[i]
-            photo_images.append(read_png(t) if self.targets_are_maps else self._load(t))
+            photo_images.append(self._load(self.targets[i]))
         photo, sal, *target = self._crop_flip(rng, *photo_images)
         j = int(rng.integers(len(self.cartoons)))
         cartoon_images = [self._load(self.cartoons[j])] + ([read_png(self.smoothed[j])] if self.smoothed else [])

@@ -2,7 +2,9 @@
 config's validation split) of cartoons.
 
     python -m train.evaluate weights/ghibli --photos ../shared/data/scene_photo/test \\
-        --cartoons-split train/configs/ghibli-cpu.yaml --sheet weights/ghibli/contact_sheet.jpg
+        --cartoons-split train/configs/ghibli.yaml --sheet weights/ghibli/contact_sheet.jpg
+    python -m train.evaluate weights/ghibli --photos ../shared/data/scene_photo/test \\
+        --cartoons-split train/configs/ghibli-scene.yaml     # against the validation frames that show scenery
     python -m train.evaluate runs/portrait/best --photos-split train/configs/portrait.yaml \\
         --cartoons-split train/configs/portrait.yaml --paired --sheet portrait_sheet.jpg
 

@@ -32,12 +32,11 @@ from cartoon.weights import from_pretrained, save_pretrained
 
 from .checkpoint import checkpoint_path, list_checkpoints, load_latest, prune_checkpoints, read_meta, save_checkpoint
 from .config import Config, ConfigError, dump_config
-from .data import (EpochSampler, UnpairedDataset, edge_cache, file_digests, lab_stats, load_center_crops, make_splits,
-                   paired_files, saliency_cache, steps_per_epoch, target_cache)
+from .data import (EpochSampler, UnpairedDataset, edge_cache, file_digests, load_center_crops, make_splits, paired_files,
+                   saliency_cache, steps_per_epoch)
 from .export import copy_export, model_card
 from .metrics import kid, ssim_gray, texture_lines
 from .objective import Objective
-from .targets import STYLE_TARGETS
 
 
 @dataclasses.dataclass
@@ -145,9 +144,6 @@ class Trainer:
         caches = [(saliency_cache(cfg.data), s.photos, photo_digests)]
         if self.uses_smoothed:
             caches.append((edge_cache(cfg.data), s.cartoons, cartoon_digests))
-        if cfg.data.target in STYLE_TARGETS:
-            caches.append((target_cache(cfg.data, lab_stats(s.photos, cfg.data), lab_stats(s.cartoons, cfg.data)),
-                           s.photos, photo_digests))
 
         def build(rank: int, world: int) -> list[list[Path]]:
             from cartoon.errors import ImageError
@@ -161,12 +157,9 @@ class Trainer:
             dist.barrier()
         # whatever is still missing (a node-local cache folder)
         sal_paths, *rest = build(0, 1)
-        edge_paths = rest.pop(0) if self.uses_smoothed else None
-        targets = rest[0] if rest else None
-        if cfg.data.target == "paired":
-            targets = paired_files(s.photos, s.cartoons, cfg.data.val_group)
-        self.dataset = UnpairedDataset(cfg.data, s.photos, sal_paths, s.cartoons, edge_paths, cfg.train.seed, targets,
-                                       targets_are_maps=cfg.data.target != "paired")
+        edge_paths = rest[0] if self.uses_smoothed else None
+        targets = paired_files(s.photos, s.cartoons, cfg.data.val_group) if cfg.data.target == "paired" else None
+        self.dataset = UnpairedDataset(cfg.data, s.photos, sal_paths, s.cartoons, edge_paths, cfg.train.seed, targets)
         self.sampler = EpochSampler(self.dataset, d.world_size, d.rank, cfg.train.seed)
         # its own generator: each epoch's iterator draws a worker seed, which from the global RNG would shift the
         # DiffAugment stream after a resume (crops come from per-image seeds, not from it)
@@ -225,7 +218,7 @@ class Trainer:
             start = from_pretrained(source)
         except (WeightsError, OSError) as e:
             raise ConfigError(f"train.init_weights: {e}") from None
-        if start.config.to_dict() != self.generator.config.to_dict():
+        if start.config.weight_layout() != self.generator.config.weight_layout():
             raise ConfigError(f"train.init_weights: {source} is a {start.config.to_dict()} generator; the run trains "
                               f"{self.generator_spec.to_dict()} (set model.generator to match)")
         self.generator.load_state_dict(start.state_dict())

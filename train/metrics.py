@@ -12,8 +12,6 @@ import cv2
 import numpy as np
 from skimage.metrics import structural_similarity
 
-from .targets import texture_mask
-
 
 def kid(feats1: np.ndarray, feats2: np.ndarray, subsets: int = 50, subset_size: int = 100,
         seed: int = 0) -> tuple[float, float]:
@@ -47,9 +45,21 @@ def ssim_gray(a: np.ndarray, b: np.ndarray) -> float:
     return float(structural_similarity(gray(a), gray(b), data_range=255.0))
 
 
+def edge_density(edges: np.ndarray, window: int = 31) -> np.ndarray:
+    """(H, W) float32: the fraction of edge pixels (non-zero in `edges`) in the `window`-px square round each pixel."""
+    return cv2.boxFilter((edges > 0).astype(np.float32), -1, (window, window))
+
+
+def texture_mask(rgb: np.ndarray, low: int = 80, high: int = 180, max_density: float = 0.2, window: int = 31) -> np.ndarray:
+    """(H, W) bool: where the photo is texture (grass, surf, snowy slopes) rather than regions and their outlines:
+    where more than `max_density` of the `window`-px square is Canny edges.  A skyline or a figure is one or two
+    lines through the window (~0.03-0.07 at 31 px), a meadow's edges 0.3 and more."""
+    return edge_density(cv2.Canny(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), low, high), window) > max_density
+
+
 def texture_lines(photo: np.ndarray, output: np.ndarray) -> float | None:
     """Thin lines, dark or light, that the output adds over the photo's texture, in grey levels (0: none): the mean,
-    over the photo's texture (`targets.texture_mask`: grass, surf, snow), of the output's luma closing less opening
+    over the photo's texture (`texture_mask`: grass, surf, snow), of the output's luma closing less opening
     (black-hat plus top-hat, 7-px disc) less the photo's.  A style that learned to outline every Canny chain draws
     a crackle there that SSIM barely sees.  None when the photo has no texture."""
     mask = texture_mask(np.asarray(photo, np.uint8))
@@ -116,7 +126,7 @@ def dark_lines(rgb: np.ndarray, depth: float = 20.0) -> np.ndarray:
 
 def line_placement(photo: np.ndarray, output: np.ndarray) -> tuple[float, float | None]:
     """(dark-line density of the output on the photo's object boundaries, on the photo's texture; None without
-    texture).  Boundaries: the photo's Canny edges outside texture (`targets.texture_mask`), widened 2 px; a cartoon
+    texture).  Boundaries: the photo's Canny edges outside texture (`texture_mask`), widened 2 px; a cartoon
     outlines those and leaves texture clean."""
     lines = dark_lines(output)
     edges = cv2.Canny(cv2.cvtColor(np.asarray(photo, np.uint8), cv2.COLOR_RGB2GRAY), 80, 180) > 0

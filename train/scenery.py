@@ -8,9 +8,10 @@ source frame (one crop each, `data.val_group`'s first group), and the frames it 
 skies, fields, mountains, water, streets and houses; characters, faces and interiors score lowest.  (Nearest photos
 in Inception space alone ranked many character frames among the first few hundred: looked at on the sheets.)  The
 list is committed under train/configs/ and named by `data.cartoon_include`; the validation split is then made
-within it, so validation frames are scenery too.
+within it, so validation frames are scenery too.  The config's own `data.cartoon_include` is ignored (every frame
+is a candidate), so a config that names the list can make it again; other `key=value` overrides apply.
 
-    python -m train.scenery --config train/configs/ghibli-cpu.yaml --count 250 \\
+    python -m train.scenery --config train/configs/ghibli-scene.yaml --count 250 \\
         --out train/configs/ghibli-scenery.txt --sheet /tmp/ghibli-scenery.jpg
 """
 from __future__ import annotations
