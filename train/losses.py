@@ -137,6 +137,26 @@ def mean_yuv(rgb: torch.Tensor) -> torch.Tensor:
     return rgb_to_yuv(rgb).mean((0, 2, 3))
 
 
+class RunningMean(nn.Module):
+    """An exponential running mean in buffers, so that checkpoints carry it and a resumed run continues exactly."""
+
+    def __init__(self, size: int, momentum: float):
+        super().__init__()
+        self.momentum = momentum
+        self.register_buffer("value", torch.zeros(size))
+        self.register_buffer("seen", torch.zeros((), dtype=torch.bool))
+
+    @torch.no_grad()
+    def update(self, x: torch.Tensor) -> torch.Tensor:
+        """Fold `x` in (the first `x` is taken as it is) and return the mean."""
+        if self.seen:
+            self.value.lerp_(x.float(), self.momentum)
+        else:
+            self.value.copy_(x)
+            self.seen.fill_(True)
+        return self.value
+
+
 def palette_loss(fake: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """L1 between the outputs' `mean_yuv` and the cartoons' (`reference`, a running mean over many batches: eight
     crops say little about a film's palette): the film's brightness and colour balance as a set statistic, which a
