@@ -44,6 +44,10 @@ class GeneratorConfig:
     # flattens what varies less than sqrt(smooth_eps) in a (2r+1)^2 window and keeps outlines and region edges.
     smooth_radius: int = 0
     smooth_eps: float = 0.02
+    # U-Net skips: the full- and half-resolution encoder features join the up path (1x1 convs, zero at the start,
+    # so a generator without them loads unchanged).  Without them the up path sees the photo only through the
+    # quarter-resolution bottleneck and cannot cancel the fine texture that the residual passes through.
+    skips: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
@@ -69,6 +73,12 @@ class GeneratorConfig:
         """The fields that shape the weights: configs equal here load each other's state dicts (the output filter
         has no parameters)."""
         return {k: v for k, v in self.to_dict().items() if k not in ("smooth_radius", "smooth_eps")}
+
+    def loads_from(self, other: "GeneratorConfig") -> bool:
+        """Whether `other`'s weights initialise this generator: the same layout, or the same without the skips
+        (which start at zero)."""
+        mine, theirs = self.weight_layout(), other.weight_layout()
+        return mine == theirs or (self.skips and not other.skips and mine == theirs | {"skips": True})
 
     @classmethod
     def from_dict(cls, d: dict) -> "GeneratorConfig":
@@ -101,6 +111,11 @@ CONFIGS = {
     "wide-res-smooth": GeneratorConfig(
         channels=(32, 64, 128), saliency_channels=(8, 16, 32), num_res_blocks=4, block="dwsep",
         upsample="resize", cbam_reduction=4, residual=True, smooth_radius=2, smooth_eps=0.02,
+    ),
+    # `wide-res-smooth` with U-Net skips: the up path sees the photo's fine texture and can paint it flat.
+    "wide-unet-smooth": GeneratorConfig(
+        channels=(32, 64, 128), saliency_channels=(8, 16, 32), num_res_blocks=4, block="dwsep",
+        upsample="resize", cbam_reduction=4, residual=True, smooth_radius=2, smooth_eps=0.02, skips=True,
     ),
 }
 
@@ -308,6 +323,12 @@ class Generator(nn.Module):
             upconv(c1, c0, cfg), conv(c0, c0, 3, 1, cfg), InstanceNorm(c0), nn.ReLU(inplace=True),
             conv(c0, 3, 7, 1, cfg), nn.Tanh(),
         )
+        # the up path is run in two pieces, each resolution's skip joining after its up-conv
+        self.skips = nn.ModuleList([nn.Conv2d(c1, c1, 1), nn.Conv2d(c0, c0, 1)]) if cfg.skips else None
+        if self.skips is not None:
+            for s in self.skips:
+                nn.init.zeros_(s.weight)
+                nn.init.zeros_(s.bias)
         if cfg.residual:  # the change starts at zero: the untrained generator returns its input
             last = self.up[-2][-1] if isinstance(self.up[-2], nn.Sequential) else self.up[-2]
             nn.init.zeros_(last.weight)
@@ -315,10 +336,15 @@ class Generator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         sal = self.saliency.features(x)
-        h = self.fuse[0](self.flat(x), sal[0])
-        h = self.fuse[1](self.down1(h), sal[1])
-        h = self.fuse[2](self.down2(h), sal[2])
-        out = self.up(self.res(h))
+        h0 = self.fuse[0](self.flat(x), sal[0])
+        h1 = self.fuse[1](self.down1(h0), sal[1])
+        h = self.res(self.fuse[2](self.down2(h1), sal[2]))
+        if self.skips is None:
+            out = self.up(h)
+        else:  # up = [upconv, conv, norm, relu] x 2, conv, tanh
+            h = self.up[0](h) + self.skips[0](h1)
+            h = self.up[4](self.up[1:4](h)) + self.skips[1](h0)
+            out = self.up[5:](h)
         if self.config.residual:
             out = (x + out).clamp(-1.0, 1.0)
         if self.config.smooth_radius:

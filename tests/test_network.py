@@ -164,6 +164,25 @@ def test_the_output_filter_has_no_weights():
     Generator(smooth).load_state_dict(Generator(plain).state_dict())
 
 
+def test_unet_skips_start_at_zero_and_load_a_generator_without_them():
+    torch.manual_seed(0)
+    plain = Generator("wide-res-smooth").eval()
+    torch.nn.init.normal_(plain.up[-2][-1].weight, std=0.05)  # move the residual off the identity
+    unet = Generator("wide-unet-smooth").eval()
+    assert unet.config.loads_from(plain.config) and not plain.config.loads_from(unet.config)
+    assert not unet.config.loads_from(CONFIGS["lite-res"])
+    missing, unexpected = unet.load_state_dict(plain.state_dict(), strict=False)
+    assert sorted(missing) == ["skips.0.bias", "skips.0.weight", "skips.1.bias", "skips.1.weight"] and not unexpected
+    x = torch.rand(2, 3, 32, 48) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(unet(x)[0], plain(x)[0])  # zero skips: the same generator
+        torch.nn.init.normal_(unet.skips[1].weight, std=0.1)
+        changed = unet(x)[0] - plain(x)[0]
+    # the full-resolution skip reaches the output pixel by pixel: the change has detail finer than the bottleneck's
+    assert changed.abs().mean() > 1e-3
+    assert (changed[..., 1:] - changed[..., :-1]).abs().mean() > 0.3 * changed.abs().mean()
+
+
 @pytest.mark.parametrize("kwargs", [dict(smooth_radius=-1), dict(smooth_radius=2, smooth_eps=0.0)])
 def test_bad_output_filters_are_refused(kwargs):
     with pytest.raises(ValueError, match="smooth"):

@@ -105,7 +105,8 @@ np.save({str(tmp_path / "studio.npy")!r}, r.image.rgb)
     assert np.array_equal(np.load(tmp_path / "studio.npy"), engine(img, strength=0.5).image.rgb)
 
 
-def test_the_output_filter_exports(tmp_path, astronaut_small):
+@pytest.mark.parametrize("skips", [False, True])
+def test_the_output_filter_and_the_skips_export(tmp_path, astronaut_small, skips):
     import dataclasses
 
     import torch
@@ -114,8 +115,10 @@ def test_the_output_filter_exports(tmp_path, astronaut_small):
     from cartoon.network import CONFIGS
 
     torch.manual_seed(0)
-    g = Generator(dataclasses.replace(CONFIGS["lite-res"], smooth_radius=2))
+    g = Generator(dataclasses.replace(CONFIGS["lite-res"], smooth_radius=2, skips=skips))
     torch.nn.init.normal_(g.up[-2][-1].weight, std=0.05)  # a residual generator starts at the identity: move it
+    if skips:  # and its skips at zero
+        torch.nn.init.normal_(g.skips[1].weight, std=0.05)
     save_pretrained(g, tmp_path / "w", card="# random smoothed lite generator for tests\n")
     assert export_main([str(tmp_path / "w"), "-o", str(tmp_path / "onnx"), "--no-int8"]) == 0
     x = to_network(np.asarray(Image.fromarray(astronaut_small).resize((100, 72))))

@@ -213,6 +213,13 @@ def test_init_weights_starts_the_generator_and_its_ema_from_a_weights_folder(fol
     with pytest.raises(ValueError, match="train.init_weights: .* model.generator"):
         Trainer(load_config(None, _overrides(folders, tmp_path / "wide", f"train.init_weights={tmp_path / 'start'}",
                                              "model.generator=wide-res")), progress=False)
+    # a generator with U-Net skips starts from one without them: the skips at zero, everything else loaded
+    save_pretrained(Generator(get_config("wide-res")), tmp_path / "wide-start")
+    wide = from_pretrained(tmp_path / "wide-start").state_dict()
+    unet = Trainer(load_config(None, _overrides(folders, tmp_path / "unet", f"train.init_weights={tmp_path / 'wide-start'}",
+                                                "model.generator=wide-unet-smooth")), progress=False).generator.state_dict()
+    assert all(torch.equal(unet[k], v) for k, v in wide.items())
+    assert all(not v.any() for k, v in unet.items() if k.startswith("skips."))
     with pytest.raises(ValueError, match="train.init_weights"):
         Trainer(load_config(None, _overrides(folders, tmp_path / "none", f"train.init_weights={tmp_path / 'nowhere'}")),
                 progress=False)

@@ -85,7 +85,7 @@ class LossConfig:
     face_box: typing.List[float] = dataclasses.field(default_factory=lambda: [0.08, 0.89, 0.15, 0.84])  # top, bottom, left, right: the 112x96 template on aligned portraits
     w_gram: float = 0.0  # AnimeGAN grayscale Gram style loss (off in the paper recipe)
     w_color: float = 0.0  # AnimeGAN YUV colour loss
-    w_palette: float = 0.0  # the batch's mean YUV to the cartoons' (the film's palette as a set statistic)
+    w_chroma: float = 0.0  # the output's chroma in 8x8 blocks to the photo's (no colour cast; luma and detail free)
     w_tv: float = 0.0  # total variation
     w_target_pixel: float = 0.0  # L1 in pixels to the photo's target (data.target)
     w_target_vgg: float = 0.0  # L1 of VGG features (loss.content_layer) to the photo's target

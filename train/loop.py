@@ -218,10 +218,12 @@ class Trainer:
             start = from_pretrained(source)
         except (WeightsError, OSError) as e:
             raise ConfigError(f"train.init_weights: {e}") from None
-        if start.config.weight_layout() != self.generator.config.weight_layout():
+        if not self.generator.config.loads_from(start.config):
             raise ConfigError(f"train.init_weights: {source} is a {start.config.to_dict()} generator; the run trains "
                               f"{self.generator_spec.to_dict()} (set model.generator to match)")
-        self.generator.load_state_dict(start.state_dict())
+        missing, _ = self.generator.load_state_dict(start.state_dict(), strict=False)
+        if any(not k.startswith("skips.") for k in missing):  # loads_from allows only the zero-started skips
+            raise ConfigError(f"train.init_weights: {source} lacks {sorted(missing)}")
 
     def _modules(self) -> dict:
         return {"generator": self.generator, "ema": self.ema} | self.objective.modules()

@@ -132,38 +132,12 @@ def color_loss(fake: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
     return F.l1_loss(a[:, 0], b[:, 0]) + F.huber_loss(a[:, 1], b[:, 1]) + F.huber_loss(a[:, 2], b[:, 2])
 
 
-def mean_yuv(rgb: torch.Tensor) -> torch.Tensor:
-    """(3,): a batch's mean Y, U and V, over the batch and its pixels."""
-    return rgb_to_yuv(rgb).mean((0, 2, 3))
-
-
-class RunningMean(nn.Module):
-    """An exponential running mean in buffers, so that checkpoints carry it and a resumed run continues exactly."""
-
-    def __init__(self, size: int, momentum: float):
-        super().__init__()
-        self.momentum = momentum
-        self.register_buffer("value", torch.zeros(size))
-        self.register_buffer("seen", torch.zeros((), dtype=torch.bool))
-
-    @torch.no_grad()
-    def update(self, x: torch.Tensor) -> torch.Tensor:
-        """Fold `x` in (the first `x` is taken as it is) and return the mean."""
-        if self.seen:
-            self.value.lerp_(x.float(), self.momentum)
-        else:
-            self.value.copy_(x)
-            self.seen.fill_(True)
-        return self.value
-
-
-def palette_loss(fake: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """L1 between the outputs' `mean_yuv` and the cartoons' (`reference`, a running mean over many batches: eight
-    crops say little about a film's palette): the film's brightness and colour balance as a set statistic, which a
-    residual generator matches at once where a discriminator takes thousands of CPU steps to ask for it.  Means only:
-    matching the standard deviations too, the generator raised the chroma spread the cheapest way, with pink and
-    green mottling over every sky within 150 steps."""
-    return F.l1_loss(mean_yuv(fake), reference)
+def chroma_loss(fake: torch.Tensor, photo: torch.Tensor, factor: int = 8) -> torch.Tensor:
+    """L1 between the output's and the photo's U and V, each averaged over `factor` x `factor` blocks: every region
+    keeps its hue (a discriminator on green-dominated frames otherwise tints the whole picture, snow and surf
+    included, within a hundred CPU steps), while the luma, the texture and anything finer than a block stay free."""
+    a, b = (F.avg_pool2d(rgb_to_yuv(x)[:, 1:], factor) for x in (fake, photo))
+    return F.l1_loss(a, b)
 
 
 def _window_sums(cum: torch.Tensor, r: int, dim: int) -> torch.Tensor:
@@ -260,7 +234,6 @@ class StepImages:
     face: Optional[nn.Module] = None  # the face-ID network, built only when its weight is on
     target: Optional[torch.Tensor] = None  # the photo's target (data.target), when there is one
     superpixels: int = 100  # the structure term: SLIC segments per 256x256 area
-    palette: Optional[torch.Tensor] = None  # the cartoons' mean_yuv, a running mean (loss.w_palette)
 
     @functools.cached_property
     def painting(self) -> torch.Tensor:
@@ -282,8 +255,8 @@ OPTIONAL_TERMS: tuple[GeneratorTerm, ...] = (
     GeneratorTerm("gram", "w_gram", "grayscale Gram style (AnimeGAN)", lambda t: gram_style_loss(t.vgg, t.fake, t.cartoon, t.fake_features)),
     GeneratorTerm("color", "w_color", "YUV colour to the photo (AnimeGAN)", lambda t: color_loss(t.fake, t.photo),
                   in_init=True),
-    GeneratorTerm("palette", "w_palette", "palette: the batch's mean YUV to the cartoons' (running mean)",
-                  lambda t: palette_loss(t.fake, t.palette)),
+    GeneratorTerm("chroma", "w_chroma", "chroma: the output's U, V in 8x8 blocks to the photo's",
+                  lambda t: chroma_loss(t.fake, t.photo), in_init=True),
     GeneratorTerm("tv", "w_tv", "total variation", lambda t: tv_loss(t.fake)),
     GeneratorTerm("structure", "w_structure", "structure: VGG L1 to the output's own superpixel painting (White-box)",
                   lambda t: structure_loss(t.vgg, t.fake, t.fake_features, t.painting)),

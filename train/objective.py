@@ -93,8 +93,6 @@ class Objective:
             ids = [device.index] if device.type == "cuda" else None
             h.run = DDP(h.frozen, device_ids=ids, broadcast_buffers=False) if world_size > 1 else h.frozen
         self.heads = heads
-        # loss.w_palette's reference: the cartoons' mean YUV over many batches
-        self.palette = L.RunningMean(3, 0.02).to(device) if loss.w_palette > 0 else None
 
     # ---- views ----------------------------------------------------------------------------------------------
 
@@ -118,8 +116,7 @@ class Objective:
     # ---- what the Trainer checkpoints and the card prints -----------------------------------------------------
 
     def modules(self) -> dict[str, nn.Module]:
-        palette = {"palette_reference": self.palette} if self.palette is not None else {}
-        return {h.module_key: h.net for h in self.heads} | palette
+        return {h.module_key: h.net for h in self.heads}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {h.optim_key: h.opt for h in self.heads}
@@ -210,7 +207,6 @@ class Objective:
                     smoothed = batch["smoothed"].to(dev, non_blocking=True).contiguous(memory_format=mf)
                 logs[f"loss/d_{h.name}"] = self._discriminator_step(h, cartoon, fake, smoothed)
 
-        palette = self.palette.update(L.mean_yuv(cartoon)) if self.palette is not None else None
         w_con = self.content_weight(step)
         with self._autocast():
             fake_features = self.vgg_run(fake) if cfg.content_scale == 1 else None  # shared by the VGG terms
@@ -224,7 +220,7 @@ class Objective:
                     total = total + h.weight * adv
                     logs[f"loss/g_{h.name}"] = adv.detach()
             images = L.StepImages(fake, photo, cartoon, self.vgg_run, fake_features, self.face, target,
-                                  cfg.superpixels, palette=palette)
+                                  cfg.superpixels)
             for term in L.OPTIONAL_TERMS:
                 weight = getattr(cfg, term.weight_key)
                 if weight > 0 and (term.in_init or not init):
