@@ -221,9 +221,8 @@ class Trainer:
         if not self.generator.config.loads_from(start.config):
             raise ConfigError(f"train.init_weights: {source} is a {start.config.to_dict()} generator; the run trains "
                               f"{self.generator_spec.to_dict()} (set model.generator to match)")
-        missing, _ = self.generator.load_state_dict(start.state_dict(), strict=False)
-        if any(not k.startswith("skips.") for k in missing):  # loads_from allows only the zero-started skips
-            raise ConfigError(f"train.init_weights: {source} lacks {sorted(missing)}")
+        # a start without the skips leaves them at their zero init (loads_from allows no other difference)
+        self.generator.load_state_dict(start.state_dict(), strict=start.config.skips == self.generator.config.skips)
 
     def _modules(self) -> dict:
         return {"generator": self.generator, "ema": self.ema} | self.objective.modules()
