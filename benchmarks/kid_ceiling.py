@@ -14,10 +14,15 @@ output; its ratio is the floor such a style can reach.  Random training frames (
 
 (The overrides give the split of every frame, as the shipped styles were scored; without them the reference is the
 scene recipe's validation split of scenery frames.)
+
+`--shot-gap 30 300` also scores random training frames kept at least that many frame numbers from every validation
+frame of the same source (names end in a frame number): whether a low floor only means neighbouring frames of the
+same shots.
 """
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -44,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pick", type=int, nargs="+", default=[50, 150, 400], help="sizes of the closest-content sets")
     p.add_argument("--k", type=int, default=5, help="nearest photos per frame")
     p.add_argument("--size", type=int, default=256, help="short side and centre crop, as train.evaluate")
+    p.add_argument("--shot-gap", type=int, nargs="*", default=[], help="also random frames this many frame numbers "
+                                                                        "or more from every validation frame")
     p.add_argument("--sheet", default=None, help="write the closest frames, in order, as a contact sheet")
     p.add_argument("--sheet-count", type=int, default=None, help="frames on the sheet (default: the smallest --pick)")
     args = p.parse_args(argv)
@@ -84,6 +91,12 @@ def main(argv: list[str] | None = None) -> int:
         for name, idx in (("closest to the photos", order[:n]), ("random frames", rng.choice(order, n, replace=False))):
             k, s = kid(cand[idx], ref)
             print(f"| {name} | {n} | {k * 1e3:.2f} ± {s * 1e3:.2f} | {k / baseline:.3f} |")
+    val_frames = [_source_and_number(split_group(f.name, data.val_group)) for f in splits.val_cartoons]
+    for gap in args.shot_gap:
+        far = [i for i in order if _far_from(_source_and_number(split_group(train[i].name, data.val_group)), val_frames, gap)]
+        k, s = kid(cand[far], ref)
+        print(f"| random frames {gap}+ frame numbers from any validation frame | {len(far)} | {k * 1e3:.2f} ± {s * 1e3:.2f} "
+              f"| {k / baseline:.3f} |")
     if args.sheet:
         from PIL import Image
         from cartoon.imageio import save_image
@@ -92,6 +105,15 @@ def main(argv: list[str] | None = None) -> int:
         save_image(Image.fromarray(contact_sheet(thumbs, thumb=96, gap=2)), args.sheet)
         print(f"contact sheet: {args.sheet}")
     return 0
+
+
+def _source_and_number(frame: str) -> tuple[str, int] | None:
+    m = re.match(r"(.*?)_?(\d+)$", frame)
+    return (m.group(1), int(m.group(2))) if m else None
+
+
+def _far_from(frame: tuple[str, int] | None, others: list, gap: int) -> bool:
+    return frame is not None and all(o is None or o[0] != frame[0] or abs(o[1] - frame[1]) >= gap for o in others)
 
 
 if __name__ == "__main__":

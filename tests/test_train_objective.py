@@ -77,6 +77,18 @@ def test_superpixel_painting_flattens_regions_and_the_structure_loss_is_zero_on_
     assert structure(_net(noisy)) > 4 * structure(flat)
 
 
+def test_the_painting_s_outlines_follow_boundaries_between_unlike_regions_only():
+    rng = np.random.default_rng(2)
+    noisy = _two_regions(rng, 6)
+    plain, lined = L.superpixel_colour(noisy, 20), L.superpixel_colour(noisy, 20, outline=60)
+    dark = lined.sum(-1) < 0.6 * plain.sum(-1)  # where a line darkened the painting
+    cols = np.flatnonzero(dark.mean(0) > 0.5)
+    assert cols.size and np.all(np.abs(cols - 31.5) < 3)  # one line down the red / blue boundary ...
+    assert dark.mean() < 0.06  # ... and no line between the like-coloured segments within each region
+    never = L.superpixel_colour(noisy, 20, outline=1000)
+    assert np.array_equal(never, plain)
+
+
 def test_surface_and_texture_discriminators_learn_checkpoint_and_resume_only_into_their_heads(folders, tmp_path):
     cfg = load_config(None, _overrides(folders, tmp_path / "fixed", "train.init_epochs=0", "loss.w_adv=0",
                                        "loss.w_adv_surface=1", "loss.w_adv_texture=1", "loss.w_structure=1",
@@ -190,3 +202,15 @@ def test_the_chroma_term_keeps_each_region_s_hue_and_leaves_luma_and_detail_free
     assert float(L.chroma_loss(photo + 0.2, photo)) < 1e-6  # brighter: luma is free
     green = photo + torch.tensor([-0.15, 0.15, -0.15]).view(1, 3, 1, 1)  # a green cast over the whole picture
     assert float(L.chroma_loss(green, photo)) > 0.04
+
+
+def test_the_luma_term_keeps_light_and_shade_and_leaves_detail_and_hue_free():
+    torch.manual_seed(0)
+    photo = torch.rand(2, 3, 32, 32) * 1.6 - 0.8
+    assert float(L.luma_loss(photo, photo)) == 0.0
+    textured = photo + 0.3 * (torch.rand(1, 1, 16, 16) - 0.5).repeat(1, 1, 2, 2)  # zero-mean texture within a block
+    assert float(L.luma_loss(textured, photo)) < 0.01
+    hue = photo + torch.tensor([0.1, -0.0704, 0.1]).view(1, 3, 1, 1)  # another hue, the same luma
+    assert float(L.luma_loss(hue, photo)) < 1e-3
+    hazy = 0.5 * photo + 0.3  # darks lifted, lights dimmed
+    assert float(L.luma_loss(hazy, photo)) > 0.05

@@ -75,6 +75,7 @@ class LossConfig:
     w_adv_texture: float = 0.0  # a patch D on one random grayscale of the images (White-box's texture)
     w_structure: float = 0.0  # VGG L1 to the output's own superpixel painting (White-box's structure)
     superpixels: int = 100  # SLIC segments per 256x256 of the structure term's painting
+    structure_outline: float = 0.0  # the painting gets dark outlines where regions differ by more (sum RGB 0..765; 0: none)
     w_ori: float = 0.25  # content weight, decayed: w_ori * decay ** (adversarial_epoch / 10)
     decay: float = 0.96
     w_sali: float = 1.0
@@ -86,6 +87,7 @@ class LossConfig:
     w_gram: float = 0.0  # AnimeGAN grayscale Gram style loss (off in the paper recipe)
     w_color: float = 0.0  # AnimeGAN YUV colour loss
     w_chroma: float = 0.0  # the output's chroma in 8x8 blocks to the photo's (no colour cast; luma and detail free)
+    w_luma: float = 0.0  # the output's luma in 16x16 blocks to the photo's (light and shade kept; detail free)
     w_tv: float = 0.0  # total variation
     w_target_pixel: float = 0.0  # L1 in pixels to the photo's target (data.target)
     w_target_vgg: float = 0.0  # L1 of VGG features (loss.content_layer) to the photo's target
@@ -203,6 +205,8 @@ class Config:
             problems.append("loss.w_target_pixel / w_target_vgg: need data.target (paired)")
         if self.loss.surface_radius < 1 or self.loss.surface_eps <= 0:
             problems.append("loss.surface_radius / surface_eps: the guided filter needs a radius >= 1 and eps > 0")
+        if self.loss.structure_outline < 0:
+            problems.append("loss.structure_outline: must not be negative (0: no outlines)")
         if self.loss.superpixels < 1:
             problems.append("loss.superpixels: must be at least 1")
         if len(self.loss.face_box) != 4:

@@ -140,6 +140,14 @@ def chroma_loss(fake: torch.Tensor, photo: torch.Tensor, factor: int = 8) -> tor
     return F.l1_loss(a, b)
 
 
+def luma_loss(fake: torch.Tensor, photo: torch.Tensor, factor: int = 16) -> torch.Tensor:
+    """L1 between the output's and the photo's luma averaged over `factor` x `factor` blocks: the light and shade
+    of the scene stay (a self-made flat target otherwise lifts the darks and dims the lights, a haze), while the
+    texture within a block is free to go."""
+    a, b = (F.avg_pool2d(rgb_to_yuv(x)[:, :1], factor) for x in (fake, photo))
+    return F.l1_loss(a, b)
+
+
 def _window_sums(cum: torch.Tensor, r: int, dim: int) -> torch.Tensor:
     """From cumulative sums along `dim`, the sums over the window [i - r, i + r] cut at the borders."""
     n = cum.shape[dim]
@@ -176,10 +184,12 @@ def random_grayscale(*images: torch.Tensor) -> list[torch.Tensor]:
     return [(im.float() * w).sum(1, keepdim=True) for im in images]
 
 
-def superpixel_colour(rgb: np.ndarray, segments: int = 100) -> np.ndarray:
+def superpixel_colour(rgb: np.ndarray, segments: int = 100, outline: float = 0.0) -> np.ndarray:
     """White-box's structure representation of one (H, W, 3) uint8 image: SLIC superpixels, each painted one colour,
     adaptively (the mean where the region is smooth, the median where it is textured: a textured region's mean is a
-    muddy grey no cartoon has)."""
+    muddy grey no cartoon has).  `outline` > 0 also draws a dark line (the colour x OUTLINE_DARKNESS) on the darker
+    side of every boundary between two regions whose colours differ by more than `outline` (summed over R, G, B in
+    0..255): outlines on object boundaries, none between the like-coloured segments of grass, water or sky."""
     from skimage.segmentation import slic
 
     labels = slic(rgb, n_segments=segments, compactness=10, sigma=1, start_label=0, convert2lab=True)
@@ -194,16 +204,37 @@ def superpixel_colour(rgb: np.ndarray, segments: int = 100) -> np.ndarray:
         std = region.std()
         mean, median = region.mean(0), np.median(region, 0)
         out[idx] = mean if std < 20 else (0.5 * mean + 0.5 * median if std < 40 else median)
-    return out.reshape(rgb.shape)
+    out = out.reshape(rgb.shape)
+    if outline > 0:
+        out[_outline_mask(out, labels, outline)] *= OUTLINE_DARKNESS
+    return out
+
+
+OUTLINE_DARKNESS = 0.45
+
+
+def _outline_mask(painted: np.ndarray, labels: np.ndarray, threshold: float) -> np.ndarray:
+    """Pixels on the darker side of a boundary between regions whose painted colours differ by more than
+    `threshold`, one pixel wide."""
+    mask = np.zeros(labels.shape, bool)
+    h, w = labels.shape
+    brightness = painted.sum(-1)
+    for dy, dx in ((0, 1), (1, 0)):
+        a, b = (slice(0, h - dy), slice(0, w - dx)), (slice(dy, h), slice(dx, w))
+        edge = (labels[a] != labels[b]) & (np.abs(painted[a] - painted[b]).sum(-1) > threshold)
+        a_darker = brightness[a] <= brightness[b]
+        mask[a] |= edge & a_darker
+        mask[b] |= edge & ~a_darker
+    return mask
 
 
 @torch.no_grad()
-def superpixel_painting(fake: torch.Tensor, segments_per_256: int) -> torch.Tensor:
+def superpixel_painting(fake: torch.Tensor, segments_per_256: int, outline: float = 0.0) -> torch.Tensor:
     """The outputs' own superpixel paintings (`superpixel_colour`), (N, 3, H, W) in [-1, 1].  The segment count
     scales with the image area, so regions have the same size in pixels at any crop size."""
     rgb = ((fake.float() + 1) * 127.5).round().clamp(0, 255).permute(0, 2, 3, 1).cpu().numpy().astype(np.uint8)
     segments = max(8, round(segments_per_256 * rgb.shape[1] * rgb.shape[2] / 256 ** 2))
-    painted = np.stack([superpixel_colour(im, segments) for im in rgb])
+    painted = np.stack([superpixel_colour(im, segments, outline) for im in rgb])
     return (torch.from_numpy(painted).permute(0, 3, 1, 2).to(fake.device) / 127.5 - 1.0).to(fake.dtype)
 
 
@@ -234,11 +265,12 @@ class StepImages:
     face: Optional[nn.Module] = None  # the face-ID network, built only when its weight is on
     target: Optional[torch.Tensor] = None  # the photo's target (data.target), when there is one
     superpixels: int = 100  # the structure term: SLIC segments per 256x256 area
+    outline: float = 0.0  # the structure term: outline threshold of the painting (0: none)
 
     @functools.cached_property
     def painting(self) -> torch.Tensor:
         """The output's own superpixel painting, made once for the structure term."""
-        return superpixel_painting(self.fake.detach(), self.superpixels)
+        return superpixel_painting(self.fake.detach(), self.superpixels, self.outline)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -257,6 +289,8 @@ OPTIONAL_TERMS: tuple[GeneratorTerm, ...] = (
                   in_init=True),
     GeneratorTerm("chroma", "w_chroma", "chroma: the output's U, V in 8x8 blocks to the photo's",
                   lambda t: chroma_loss(t.fake, t.photo), in_init=True),
+    GeneratorTerm("luma", "w_luma", "luma: the output's Y in 16x16 blocks to the photo's",
+                  lambda t: luma_loss(t.fake, t.photo), in_init=True),
     GeneratorTerm("tv", "w_tv", "total variation", lambda t: tv_loss(t.fake)),
     GeneratorTerm("structure", "w_structure", "structure: VGG L1 to the output's own superpixel painting (White-box)",
                   lambda t: structure_loss(t.vgg, t.fake, t.fake_features, t.painting)),

@@ -160,6 +160,10 @@ class Objective:
         out.append(f"Saliency: L1 to RBD + MBD reference maps, weight {loss.w_sali:g}.")
         used = [f"{t.label} x{getattr(loss, t.weight_key):g}" for t in L.OPTIONAL_TERMS if getattr(loss, t.weight_key) > 0]
         out.append(f"Other generator terms: {', '.join(used) if used else 'none'}.")
+        if loss.w_structure > 0:
+            lines = (f", with dark outlines between regions whose colours differ by more than {loss.structure_outline:g}"
+                     if loss.structure_outline > 0 else "")
+            out.append(f"The structure term's painting: {loss.superpixels} SLIC superpixels per 256x256{lines}.")
         return out
 
     # ---- one step -----------------------------------------------------------------------------------------
@@ -220,7 +224,7 @@ class Objective:
                     total = total + h.weight * adv
                     logs[f"loss/g_{h.name}"] = adv.detach()
             images = L.StepImages(fake, photo, cartoon, self.vgg_run, fake_features, self.face, target,
-                                  cfg.superpixels)
+                                  cfg.superpixels, cfg.structure_outline)
             for term in L.OPTIONAL_TERMS:
                 weight = getattr(cfg, term.weight_key)
                 if weight > 0 and (term.in_init or not init):
