@@ -184,6 +184,9 @@ def random_grayscale(*images: torch.Tensor) -> list[torch.Tensor]:
     return [(im.float() * w).sum(1, keepdim=True) for im in images]
 
 
+OUTLINE_DARKNESS = 0.45  # the structure painting's outlines: the region's colour times this
+
+
 def superpixel_colour(rgb: np.ndarray, segments: int = 100, outline: float = 0.0) -> np.ndarray:
     """White-box's structure representation of one (H, W, 3) uint8 image: SLIC superpixels, each painted one colour,
     adaptively (the mean where the region is smooth, the median where it is textured: a textured region's mean is a
@@ -208,9 +211,6 @@ def superpixel_colour(rgb: np.ndarray, segments: int = 100, outline: float = 0.0
     if outline > 0:
         out[_outline_mask(out, labels, outline)] *= OUTLINE_DARKNESS
     return out
-
-
-OUTLINE_DARKNESS = 0.45
 
 
 def _outline_mask(painted: np.ndarray, labels: np.ndarray, threshold: float) -> np.ndarray:
