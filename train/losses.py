@@ -132,20 +132,23 @@ def color_loss(fake: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
     return F.l1_loss(a[:, 0], b[:, 0]) + F.huber_loss(a[:, 1], b[:, 1]) + F.huber_loss(a[:, 2], b[:, 2])
 
 
-def chroma_loss(fake: torch.Tensor, photo: torch.Tensor, factor: int = 8) -> torch.Tensor:
-    """L1 between the output's and the photo's U and V, each averaged over `factor` x `factor` blocks: every region
-    keeps its hue (a discriminator on green-dominated frames otherwise tints the whole picture, snow and surf
-    included, within a hundred CPU steps), while the luma, the texture and anything finer than a block stay free."""
-    a, b = (F.avg_pool2d(rgb_to_yuv(x)[:, 1:], factor) for x in (fake, photo))
+def _block_yuv_l1(fake: torch.Tensor, photo: torch.Tensor, channels: slice, factor: int) -> torch.Tensor:
+    """L1 between the output's and the photo's YUV `channels`, each averaged over `factor` x `factor` blocks."""
+    a, b = (F.avg_pool2d(rgb_to_yuv(x)[:, channels], factor) for x in (fake, photo))
     return F.l1_loss(a, b)
+
+
+def chroma_loss(fake: torch.Tensor, photo: torch.Tensor, factor: int = 8) -> torch.Tensor:
+    """The U and V in blocks: every region keeps its hue (a discriminator on green-dominated frames otherwise tints
+    the whole picture, snow and surf included, within a hundred CPU steps), while the luma, the texture and anything
+    finer than a block stay free."""
+    return _block_yuv_l1(fake, photo, slice(1, 3), factor)
 
 
 def luma_loss(fake: torch.Tensor, photo: torch.Tensor, factor: int = 16) -> torch.Tensor:
-    """L1 between the output's and the photo's luma averaged over `factor` x `factor` blocks: the light and shade
-    of the scene stay (a self-made flat target otherwise lifts the darks and dims the lights, a haze), while the
-    texture within a block is free to go."""
-    a, b = (F.avg_pool2d(rgb_to_yuv(x)[:, :1], factor) for x in (fake, photo))
-    return F.l1_loss(a, b)
+    """The Y in blocks: the light and shade of the scene stay (a self-made flat target otherwise lifts the darks and
+    dims the lights, a haze), while the texture within a block is free to go."""
+    return _block_yuv_l1(fake, photo, slice(0, 1), factor)
 
 
 def _window_sums(cum: torch.Tensor, r: int, dim: int) -> torch.Tensor:
@@ -199,9 +202,10 @@ def superpixel_colour(rgb: np.ndarray, segments: int = 100, outline: float = 0.0
     flat = rgb.reshape(-1, 3).astype(np.float32)
     lab = labels.reshape(-1)
     out = np.empty_like(flat)
-    for k in range(lab.max() + 1):
-        idx = lab == k
-        if not idx.any():
+    # each region's pixel indices in one sort (a mask per region rescans the image once per region)
+    order = np.argsort(lab, kind="stable")
+    for idx in np.split(order, np.cumsum(np.bincount(lab))[:-1]):
+        if not idx.size:
             continue
         region = flat[idx]
         std = region.std()
