@@ -401,7 +401,7 @@ SHARED_PEOPLE = Path(__file__).resolve().parent.parent / "shared" / "data" / "pe
 GROUP_EXAMPLES = ("insightface_t1.jpg", "whitebox_party7.jpg")  # six at a card table; four at a dinner table
 
 
-SCENERY_EXAMPLES = Path(__file__).resolve().parent / "examples"  # CC-BY 4.0 landscapes: examples/README.md
+SCENERY_EXAMPLES = Path(__file__).resolve().parent / "examples"  # landscapes and a street, licences: examples/README.md
 
 
 def example_photos() -> list[str]:
