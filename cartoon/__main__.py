@@ -52,10 +52,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--background", default="photo", choices=BACKGROUNDS,
                    help="portrait and auto modes: around the faces, the photo (default) or the style's cartoon")
     p.add_argument("--strength", type=float, default=1.0, help="0 = the photo, 1 = full style (default 1)")
-    p.add_argument("--paint", type=float, default=None,
-                   help="scene styles: outline threshold of the paint after the generator (flat regions, dark "
-                        "outlines on object boundaries; default: the style's, 60 for ghibli and shinkai; 0: none). "
-                        "Images only: videos are not painted (the outlines would flicker)")
     p.add_argument("--max-side", type=int, default=None, help="downscale inputs so the longer side is at most this")
     p.add_argument("--tile", type=int, default=None, help="tile size for large images (default 512 CPU, 1024 GPU)")
     p.add_argument("--overlap", type=int, default=64, help="tile overlap in pixels (default 64)")
@@ -131,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise CartoonError(f"{dst}: the output would overwrite an input; choose another output folder")
         style = resolve_style(args.style)  # once: every image and video gets this
         studio = Studio(device=args.device, backend=args.backend, precision=args.precision, threads=args.threads,
-                        compile=args.compile, overlap=args.overlap, paint=args.paint)
+                        compile=args.compile, overlap=args.overlap)
         engine, _ = studio.engine(style)  # load it now: missing or broken weights stop here
         faces = ""
         if args.mode != "scene":

@@ -17,7 +17,6 @@ from PIL import Image
 from .errors import CartoonError
 from .imageio import ImageInput, RGBImage, load_image
 from .options import check_strength, check_tile
-from .paint import paint as paint_image
 from .registry import DEFAULT_STYLE, Style, resolve_style
 from .runners import OnnxRunner, Stats, TorchRunner
 from .strength import apply_strength
@@ -50,14 +49,11 @@ class Cartoonizer:
       `onnx_dir`, by default the weights folder; `python -m cartoon.export` writes them).
     tile / overlap: images with a side above `tile` run tile by tile (see tiling.py), with whole-image statistics
       from a copy of long side `tile`.
-    paint: the outline threshold of the paint after the generator (cartoon/paint.py: flat regions, dark outlines on
-      object boundaries); None: the style's own (`Style.paint`), 0: none.
     """
 
     def __init__(self, style: str | os.PathLike | Style | Generator = DEFAULT_STYLE, *, backend: str = "torch",
                  device: str = "auto", precision: str = "auto", threads: int | None = None, compile: bool = False,
-                 tile: int | None = None, overlap: int = 64, onnx_dir: str | os.PathLike | None = None,
-                 paint: float | None = None):
+                 tile: int | None = None, overlap: int = 64, onnx_dir: str | os.PathLike | None = None):
         if backend not in BACKENDS:
             raise CartoonError(f"backend must be one of {BACKENDS}, got {backend!r}")
         named = isinstance(style, (str, os.PathLike, Style))
@@ -77,9 +73,6 @@ class Cartoonizer:
                 raise CartoonError("the onnx backend needs an exported folder (onnx_dir=...)")
             self.runner = OnnxRunner(folder, quantized=backend == "onnx-int8", threads=threads, device=device)
         self.backend = backend
-        self.paint = float(paint if paint is not None else (self.style.paint if self.style else 0.0))
-        if self.paint < 0:
-            raise CartoonError(f"paint must be at least 0 (0: none), got {self.paint:g}")
         on_gpu = self.device == "cuda"
         self.tile = check_tile(tile) if tile else (1024 if on_gpu else 512)
         self.overlap = int(overlap)
@@ -98,15 +91,13 @@ class Cartoonizer:
 
     def stylize(self, rgbs: Sequence[np.ndarray], stats: Sequence[Stats | None] | None = None, *,
                 tile: int | None = None, batch_size: int | None = None,
-                progress: Callable[[int, int], None] | None = None, paint: bool = True
-                ) -> list[tuple[np.ndarray, np.ndarray]]:
+                progress: Callable[[int, int], None] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
         """(H, W, 3) uint8 images -> for each, (cartoon (H, W, 3) float32 in 0..255, saliency (H, W) float32 in
         0..1), before strength (`finish`). Each is padded to the generator's size multiple and cropped back; those
         of one padded size that fit in a tile go through the network together, `batch_size` (default: the
         engine's) at a time; larger ones run tile by tile (`tiling.run_tiled`, `progress(done, total)` in tiles).
         stats: per image, whole-image statistics to run it with instead of its own (video: smoothed over time;
-        `statistics`), or None. tile: the tile size for this call (a checked one; default the engine's).
-        paint: False leaves the engine's paint out (video: per-frame superpixels would make the outlines flicker)."""
+        `statistics`), or None. tile: the tile size for this call (a checked one; default the engine's)."""
         tile = self.tile if tile is None else tile
         per_pass = max(1, batch_size or self.batch_size)
         stats = [None] * len(rgbs) if stats is None else list(stats)
@@ -130,10 +121,8 @@ class Cartoonizer:
                     y, sal, _ = self.runner(x, stats=st)
                     for i, yi, si in zip(chunk, y, sal):
                         out[i] = from_network(yi), si[0]
-        out = [(np.ascontiguousarray(c[:h, :w]), s[:h, :w]) for (c, s), (h, w) in zip(out, (rgb.shape[:2] for rgb in rgbs))]
-        if paint and self.paint > 0:
-            out = [(paint_image(c, self.paint), s) for c, s in out]
-        return out
+        return [(np.ascontiguousarray(c[:h, :w]), s[:h, :w])
+                for (c, s), (h, w) in zip(out, (rgb.shape[:2] for rgb in rgbs))]
 
     def statistics(self, rgbs: Sequence[np.ndarray], side: int) -> list[Stats]:
         """Each image's whole-image statistics, recorded on its copy of long side `side` (`tiling.stats_copy`), in

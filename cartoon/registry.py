@@ -27,7 +27,6 @@ class Style:
     hub_filename: str = WEIGHTS_NAME
     hub_revision: str | None = None
     path: str | None = None  # a style outside the registry: its weights folder or Hub repo id, as given
-    paint: float = 0.0  # outline threshold of the paint after the generator (cartoon/paint.py); 0: no paint
 
     @property
     def local_dir(self) -> Path | None:
@@ -56,9 +55,9 @@ STYLES: dict[str, Style] = {
     s.name: s
     for s in (
         Style("ghibli", "Ghibli (Hayao)", "Studio Ghibli scenery: soft painted skies, clean outlines, warm flat colour.",
-              mode="scene", config="wide-res-smooth", folder="ghibli", paint=60),
+              mode="scene", config="wide-res-smooth", folder="ghibli"),
         Style("shinkai", "Shinkai", "Makoto Shinkai scenery: saturated blue skies, bright light, crisp detail.",
-              mode="scene", config="wide-res-smooth", folder="shinkai", paint=60),
+              mode="scene", config="wide-res-smooth", folder="shinkai"),
         Style("portrait", "Portrait", "photo2cartoon-like portraits: aligned faces on white, smooth skin, big eyes.",
               mode="portrait", config="lite-res", folder="portrait"),
     )

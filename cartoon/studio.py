@@ -125,18 +125,17 @@ class Studio:
     (`Cartoonizer.lock`, taken by the engine itself).
 
     device: the default device of `run` and `video` ("auto", "cpu", "cuda", "cuda:N"). backend / precision /
-      threads / compile / overlap / paint: how styles are loaded (see `Cartoonizer`). portrait_style: what faces get when
+      threads / compile / overlap: how styles are loaded (see `Cartoonizer`). portrait_style: what faces get when
       the chosen style is not a portrait style (None: the chosen style). faces: a face pipeline
       (`facecrop.FacePipeline`, or anything with its `detect` / `run` / `min_face`) to use instead of the default
       one, which is built on first need.
     """
 
     def __init__(self, *, device: str = "auto", backend: str = "torch", precision: str = "auto",
-                 threads: int | None = None, compile: bool = False, overlap: int = 64, paint: float | None = None,
+                 threads: int | None = None, compile: bool = False, overlap: int = 64,
                  portrait_style: StyleSpec | None = DEFAULT_PORTRAIT_STYLE, faces: Any = None):
         self.device = device
-        self._options = dict(backend=backend, precision=precision, threads=threads, compile=compile, overlap=overlap,
-                             paint=paint)
+        self._options = dict(backend=backend, precision=precision, threads=threads, compile=compile, overlap=overlap)
         self.portrait_style = portrait_style
         self._lock = threading.Lock()
         self._engines: dict[tuple[str, str], Cartoonizer] = {}

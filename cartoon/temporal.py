@@ -188,7 +188,7 @@ class FrameStylizer:
             own = self.engine.statistics(frames, self.stats_side)
             stats = [self.smoother(s, float(t), c) for s, t, c in zip(own, times, cut)]
         out = []
-        for f, (c, _), is_cut in zip(frames, self.engine.stylize(frames, stats, tile=self.tile, paint=False), cut):
+        for f, (c, _), is_cut in zip(frames, self.engine.stylize(frames, stats, tile=self.tile), cut):
             if self.blend is not None:
                 c = self.blend(f, c, is_cut)
             out.append(apply_strength(f, c, self.strength))

@@ -7,7 +7,6 @@ import pytest
 import torch
 from PIL import Image
 
-from cartoon.paint import superpixel_colour
 from train import losses as L
 from train.config import load_config
 from train.data import make_splits
@@ -66,7 +65,7 @@ def test_random_grayscale_draws_one_weighting_for_all_images():
 def test_superpixel_painting_flattens_regions_and_the_structure_loss_is_zero_on_a_painting():
     rng = np.random.default_rng(1)
     noisy = _two_regions(rng, 20)
-    painted = superpixel_colour(noisy, 20)
+    painted = L.superpixel_colour(noisy, 20)
     truth = _two_regions(rng, 0).astype(np.float32)
     def close(im):  # share of pixels within 8 grey levels (every channel) of the region's true colour
         return float((np.abs(im.astype(np.float32) - truth).max(-1) < 8).mean())
@@ -76,6 +75,18 @@ def test_superpixel_painting_flattens_regions_and_the_structure_loss_is_zero_on_
     def structure(x):
         return float(L.structure_loss(vgg, x, None, L.superpixel_painting(x, 80)))
     assert structure(_net(noisy)) > 4 * structure(flat)
+
+
+def test_the_painting_s_outlines_follow_boundaries_between_unlike_regions_only():
+    rng = np.random.default_rng(2)
+    noisy = _two_regions(rng, 6)
+    plain, lined = L.superpixel_colour(noisy, 20), L.superpixel_colour(noisy, 20, outline=60)
+    dark = lined.sum(-1) < 0.6 * plain.sum(-1)  # where a line darkened the painting
+    cols = np.flatnonzero(dark.mean(0) > 0.5)
+    assert cols.size and np.all(np.abs(cols - 31.5) < 3)  # one line down the red / blue boundary ...
+    assert dark.mean() < 0.06  # ... and no line between the like-coloured segments within each region
+    never = L.superpixel_colour(noisy, 20, outline=1000)
+    assert np.array_equal(never, plain)
 
 
 def test_surface_and_texture_discriminators_learn_checkpoint_and_resume_only_into_their_heads(folders, tmp_path):

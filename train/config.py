@@ -76,7 +76,6 @@ class LossConfig:
     w_structure: float = 0.0  # VGG L1 to the output's own superpixel painting (White-box's structure)
     superpixels: int = 100  # SLIC segments per 256x256 of the structure term's painting
     structure_outline: float = 0.0  # the painting gets dark outlines where regions differ by more (sum RGB 0..765; 0: none)
-    structure_fill: str = "regions"  # the painting: each superpixel one colour, or "smooth" (edge-preserving filter)
     w_ori: float = 0.25  # content weight, decayed: w_ori * decay ** (adversarial_epoch / 10)
     decay: float = 0.96
     w_sali: float = 1.0
@@ -208,8 +207,6 @@ class Config:
             problems.append("loss.surface_radius / surface_eps: the guided filter needs a radius >= 1 and eps > 0")
         if self.loss.structure_outline < 0:
             problems.append("loss.structure_outline: must not be negative (0: no outlines)")
-        if self.loss.structure_fill not in ("regions", "smooth"):
-            problems.append(f"loss.structure_fill: 'regions' or 'smooth', not {self.loss.structure_fill!r}")
         if self.loss.superpixels < 1:
             problems.append("loss.superpixels: must be at least 1")
         if len(self.loss.face_box) != 4:

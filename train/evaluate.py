@@ -108,19 +108,17 @@ def paired_numbers(in_rgb: np.ndarray, out_rgb: np.ndarray, pair_rgb: np.ndarray
 
 def evaluate(weights: str, photos: list[Path], cartoons: list[Path], size: int = 256, device: str = "auto",
              subsets: int = 50, subset_size: int = 100, paired: list[Path] | None = None,
-             identity: bool = True, reference_config: str | None = None, paint: float | None = None
-             ) -> tuple[dict, list[tuple[np.ndarray, ...]]]:
+             identity: bool = True, reference_config: str | None = None) -> tuple[dict, list[tuple[np.ndarray, ...]]]:
     """(numbers, per photo (input crop, output[, paired cartoon crop]) (H, W, 3) uint8).  `paired`: photo i's own
     cartoon, for the paired numbers.  `reference_config`: a training config whose split gives the KID floor, the
-    photo-vs-frame probe and the frames' look statistics (`train.reference`).  `paint`: the engine's (None: the
-    style's own, as the app paints; a weights folder has none)."""
+    photo-vs-frame probe and the frames' look statistics (`train.reference`)."""
     from cartoon.engine import Cartoonizer
     from .fid import FIDEvaluator, frechet_distance
 
     crop = DataConfig(short_side=size, size=size)
     in_rgb = center_crops(photos, crop)
     ref_rgb = center_crops(cartoons, crop)
-    engine = Cartoonizer(weights, device=device, paint=paint)
+    engine = Cartoonizer(weights, device=device)
     out_rgb = np.stack([engine(rgb).image.rgb for rgb in in_rgb])
     fid = FIDEvaluator(engine.device, batch_size=16)
     f_ref = fid.features(network_batch(ref_rgb).split(16))
@@ -131,7 +129,7 @@ def evaluate(weights: str, photos: list[Path], cartoons: list[Path], size: int =
     ssim = [ssim_gray(a, b) for a, b in zip(in_rgb, out_rgb)]
     lines = [v for v in (texture_lines(a, b) for a, b in zip(in_rgb, out_rgb)) if v is not None]
     numbers = {
-        "weights": str(weights), "paint": engine.paint, "n_photos": len(photos), "n_cartoons": len(cartoons), "size": size,
+        "weights": str(weights), "n_photos": len(photos), "n_cartoons": len(cartoons), "size": size,
         "fid": frechet_distance(f_out, f_ref), "fid_photos": frechet_distance(f_in, f_ref),
         "kid_x1e3": k_out[0] * 1e3, "kid_std_x1e3": k_out[1] * 1e3,
         "kid_photos_x1e3": k_in[0] * 1e3, "kid_photos_std_x1e3": k_in[1] * 1e3,
@@ -206,9 +204,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--identity", action=argparse.BooleanOptionalAction, default=True,
                    help="with --paired: dlib face-descriptor identity numbers (default on; needs dlib-bin and "
                         "face_recognition_models)")
-    p.add_argument("--paint", type=float, default=None,
-                   help="outline threshold of the paint after the generator (default: a registered style's own, as "
-                        "the app and CLI use it; a weights folder: none; 0: none)")
     p.add_argument("--size", type=int, default=256, help="short side and centre crop (default 256)")
     p.add_argument("--subsets", type=int, default=50, help="KID subsets (default 50)")
     p.add_argument("--subset-size", type=int, default=100, help="images per KID subset (default 100)")
@@ -228,8 +223,7 @@ def main(argv: list[str] | None = None) -> int:
             split = args.photos_split or args.cartoons_split
             paired = paired_files(photos, cartoons, load_config(split).data.val_group if split else None)
         numbers, rows = evaluate(args.weights, photos, cartoons, args.size, args.device, args.subsets,
-                                 args.subset_size, paired, args.identity, None if args.paired else args.cartoons_split,
-                                 args.paint)
+                                 args.subset_size, paired, args.identity, None if args.paired else args.cartoons_split)
     except (ConfigError, CartoonError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

