@@ -75,11 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     closeness = np.sort(np.sqrt(np.maximum(d2, 0)), axis=1)[:, :args.k].mean(1)
     # one crop per source frame (data.val_group), the closest: crops of one frame would make a set look less varied
     # than the photos are, and KID would count that against it
+    frame_of = [split_group(f.name, data.val_group) for f in train]
     seen, order = set(), []
     for i in np.argsort(closeness):
-        frame = split_group(train[i].name, data.val_group)
-        if frame not in seen:
-            seen.add(frame)
+        if frame_of[i] not in seen:
+            seen.add(frame_of[i])
             order.append(i)
     order = np.array(order)
     print(f"{len(cand)} training crops of {len(order)} frames scored")
@@ -91,9 +91,11 @@ def main(argv: list[str] | None = None) -> int:
         for name, idx in (("closest to the photos", order[:n]), ("random frames", rng.choice(order, n, replace=False))):
             k, s = kid(cand[idx], ref)
             print(f"| {name} | {n} | {k * 1e3:.2f} ± {s * 1e3:.2f} | {k / baseline:.3f} |")
-    val_frames = [_source_and_number(split_group(f.name, data.val_group)) for f in splits.val_cartoons]
+    if args.shot_gap:
+        val_frames = [_source_and_number(split_group(f.name, data.val_group)) for f in splits.val_cartoons]
+        numbered = {i: _source_and_number(frame_of[i]) for i in order}
     for gap in args.shot_gap:
-        far = [i for i in order if _far_from(_source_and_number(split_group(train[i].name, data.val_group)), val_frames, gap)]
+        far = [i for i in order if _far_from(numbered[i], val_frames, gap)]
         k, s = kid(cand[far], ref)
         print(f"| random frames {gap}+ frame numbers from any validation frame | {len(far)} | {k * 1e3:.2f} ± {s * 1e3:.2f} "
               f"| {k / baseline:.3f} |")
