@@ -198,6 +198,31 @@ def test_feature_discriminator_learns_checkpoints_and_resumes_exactly(folders, t
                 resume=True, progress=False)
 
 
+def test_d_warmup_trains_only_the_discriminators_then_the_generator(folders, tmp_path):
+    """train.d_warmup_steps: after the init phase the discriminators learn for that many steps while the generator,
+    its EMA and the saliency network stay as they are; then the generator trains as before."""
+    cfg = load_config(None, _overrides(folders, tmp_path / "run", "train.init_epochs=0", "train.d_warmup_steps=2",
+                                       "optim.lr_d=1e-2"))
+    trainer = Trainer(cfg, progress=False)
+    trainer.sampler.set_position(0)
+    batch = next(iter(trainer.loader))
+    g0 = {k: v.clone() for k, v in trainer.generator.state_dict().items()}
+    ema0 = {k: v.clone() for k, v in trainer.ema.state_dict().items()}
+    d0 = {k: v.clone() for k, v in trainer.objective.heads[0].net.state_dict().items()}
+
+    def changed(model, before):
+        return [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])]
+
+    for _ in range(2):
+        logs = trainer.train_step(batch)
+        trainer.step += 1
+        assert "loss/d_pixel" in logs and "loss/g_total" not in logs
+    assert changed(trainer.generator, g0) == [] and changed(trainer.ema, ema0) == []
+    assert changed(trainer.objective.heads[0].net, d0)
+    logs = trainer.train_step(batch)
+    assert "loss/g_total" in logs and changed(trainer.generator, g0)
+
+
 def test_init_weights_starts_the_generator_and_its_ema_from_a_weights_folder(folders, tmp_path):
     from cartoon.network import Generator, get_config
     from cartoon.weights import save_pretrained

@@ -117,6 +117,9 @@ class TrainConfig:
     ema_decay: float = 0.999
     init_weights: typing.Optional[str] = None  # start G (and its EMA) from a weights folder; D starts fresh
     ema_warmup: int = 100  # steps over which the EMA decay ramps up, so early EMA weights are not the random init
+    # after the init phase, train only the discriminators this many steps (BasicSR's net_d_init_iters): fresh Ds on a
+    # started generator give it noise, not a direction, and the content terms pull it back meanwhile
+    d_warmup_steps: int = 0
 
 
 @dataclasses.dataclass

@@ -257,6 +257,10 @@ class Trainer:
 
     def train_step(self, batch: dict) -> dict[str, torch.Tensor]:
         photo = batch["photo"].to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+        if self.init_steps <= self.step < self.init_steps + self.cfg.train.d_warmup_steps:
+            with torch.no_grad(), self._autocast():
+                fake, _ = self.g_run(photo)
+            return self.objective.discriminator_steps(batch, fake)
         with self._autocast():
             fake, sal = self.g_run(photo)
         total, logs = self.objective.step(batch, fake, sal, self.step)

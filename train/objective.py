@@ -195,6 +195,18 @@ class Objective:
         head.net.requires_grad_(False)
         return loss.detach()
 
+    def discriminator_steps(self, batch: dict, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One step of every discriminator on this batch and these outputs; their losses."""
+        mf = self.memory_format
+        cartoon = batch["cartoon"].to(self.device, non_blocking=True).contiguous(memory_format=mf)
+        logs = {}
+        for h in self.heads:
+            smoothed = None
+            if h.name == "pixel" and self.uses_smoothed:
+                smoothed = batch["smoothed"].to(self.device, non_blocking=True).contiguous(memory_format=mf)
+            logs[f"loss/d_{h.name}"] = self._discriminator_step(h, cartoon, fake, smoothed)
+        return logs
+
     def step(self, batch: dict, fake: torch.Tensor, saliency: torch.Tensor, step: int
              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Train every discriminator one step on this batch, then return the generator's total loss and the logs."""
@@ -203,13 +215,7 @@ class Objective:
         sal_ref = batch["saliency"].to(dev, non_blocking=True)
         target = batch["target"].to(dev, non_blocking=True).contiguous(memory_format=mf) if "target" in batch else None
         init = step < self.init_steps
-        logs: dict[str, torch.Tensor] = {}
-        if not init:
-            for h in self.heads:
-                smoothed = None
-                if h.name == "pixel" and self.uses_smoothed:
-                    smoothed = batch["smoothed"].to(dev, non_blocking=True).contiguous(memory_format=mf)
-                logs[f"loss/d_{h.name}"] = self._discriminator_step(h, cartoon, fake, smoothed)
+        logs = {} if init else self.discriminator_steps(batch, fake)
 
         w_con = self.content_weight(step)
         with self._autocast():
