@@ -69,7 +69,6 @@ class LossConfig:
     w_adv: float = 1.0
     w_d_smoothed: float = 1.0  # weight of the edge-smoothed cartoons as fakes in D's loss (CartoonGAN: 1; 0: left out)
     w_adv_vgg: float = 0.0  # least-squares adversarial term of a discriminator on VGG features (0 = no such D)
-    adv_vgg_scale: float = 1.0  # the VGG head judges the images resized by this: below 1 it cannot see pixel-level patterns
     w_adv_surface: float = 0.0  # a patch D on guided-filtered images (White-box's surface representation)
     surface_radius: int = 5  # the surface view's guided filter (White-box: r 5, eps 0.2 on [-1, 1] images)
     surface_eps: float = 0.2
@@ -201,9 +200,8 @@ class Config:
             problems.append(f"log.eval_size: {self.log.eval_size} must be a multiple of 4, at least 16")
         if not 0 <= self.log.ssim_floor <= 1:
             problems.append("log.ssim_floor: must be in [0, 1]")
-        for key in ("content_scale", "adv_vgg_scale"):
-            if not 0 < getattr(self.loss, key) <= 1:
-                problems.append(f"loss.{key}: must be in (0, 1]")
+        if not 0 < self.loss.content_scale <= 1:
+            problems.append("loss.content_scale: must be in (0, 1]")
         if d.target not in ("", "paired"):
             problems.append(f"data.target: {d.target!r} is not one of '' (none), paired")
         if (self.loss.w_target_pixel > 0 or self.loss.w_target_vgg > 0) and not d.target:

@@ -21,7 +21,6 @@ from typing import Callable
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from . import losses as L
@@ -75,8 +74,7 @@ class Objective:
                               self._augment, smoothed_weight=loss.w_d_smoothed))
         if loss.w_adv_vgg > 0:
             heads.append(Head("vgg", "feature_discriminator", "df", loss.w_adv_vgg,
-                              f"a patch head (width {model.feature_d_channels}) on VGG19 `{loss.content_layer}` features"
-                              + (f" of the images at {loss.adv_vgg_scale:g}x" if loss.adv_vgg_scale != 1 else ""),
+                              f"a patch head (width {model.feature_d_channels}) on VGG19 `{loss.content_layer}` features",
                               FeatureDiscriminator(self.vgg.out_channels, model.feature_d_channels), self._vgg_view))
         if loss.w_adv_surface > 0:
             heads.append(Head("surface", "surface_discriminator", "d_surface", loss.w_adv_surface,
@@ -106,10 +104,6 @@ class Objective:
         return list(diff_augment(torch.cat(images), self.diffaug).split(sizes))
 
     def _vgg_view(self, *images: torch.Tensor) -> list[torch.Tensor]:
-        scale = self.cfg.loss.adv_vgg_scale
-        if scale != 1:  # in fp32: antialiased resizing has no bfloat16 kernel on CPU
-            images = tuple(F.interpolate(x.float(), scale_factor=scale, mode="bilinear", antialias=True,
-                                         align_corners=False) for x in images)
         return [self.vgg_run(x) for x in self._augment(*images)]
 
     def _surface_view(self, *images: torch.Tensor) -> list[torch.Tensor]:
