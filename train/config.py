@@ -88,7 +88,6 @@ class LossConfig:
     w_color: float = 0.0  # AnimeGAN YUV colour loss
     w_chroma: float = 0.0  # the output's chroma in 8x8 blocks to the photo's (no colour cast; luma and detail free)
     w_luma: float = 0.0  # the output's luma in 16x16 blocks to the photo's (light and shade kept; detail free)
-    anchor: str = "photo"  # what the chroma / luma blocks are held to: photo | start (the train.init_weights generator's output)
     w_tv: float = 0.0  # total variation
     w_target_pixel: float = 0.0  # L1 in pixels to the photo's target (data.target)
     w_target_vgg: float = 0.0  # L1 of VGG features (loss.content_layer) to the photo's target

@@ -199,8 +199,6 @@ class Trainer:
         if cfg.train.init_weights:
             self._load_init_weights(cfg.train.init_weights)
         self.ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
-        self.anchor_g = (copy.deepcopy(self.generator).eval().requires_grad_(False)
-                         if cfg.loss.anchor == "start" else None)
         self.objective = Objective(cfg, dev, self.dtype, self.memory_format, self.dist.world_size, self.init_steps,
                                    self.steps_per_epoch)
         o = cfg.optim
@@ -263,9 +261,6 @@ class Trainer:
             with torch.no_grad(), self._autocast():
                 fake, _ = self.g_run(photo)
             return self.objective.discriminator_steps(batch, fake)
-        if self.anchor_g is not None:
-            with torch.no_grad(), self._autocast():
-                batch = dict(batch, anchor=self.anchor_g(photo)[0].float())
         with self._autocast():
             fake, sal = self.g_run(photo)
         total, logs = self.objective.step(batch, fake, sal, self.step)

@@ -229,8 +229,7 @@ class Objective:
                     adv = L.lsgan_real(h.frozen(h.view(fake)[0].contiguous(memory_format=mf)))
                     total = total + h.weight * adv
                     logs[f"loss/g_{h.name}"] = adv.detach()
-            anchor = batch["anchor"].to(dev) if "anchor" in batch else photo
-            images = L.StepImages(fake, anchor, cartoon, self.vgg_run, fake_features, self.face, target,
+            images = L.StepImages(fake, photo, cartoon, self.vgg_run, fake_features, self.face, target,
                                   cfg.superpixels, cfg.structure_outline)
             for term in L.OPTIONAL_TERMS:
                 weight = getattr(cfg, term.weight_key)
