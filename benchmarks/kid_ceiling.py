@@ -91,9 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, idx in (("closest to the photos", order[:n]), ("random frames", rng.choice(order, n, replace=False))):
             k, s = kid(cand[idx], ref)
             print(f"| {name} | {n} | {k * 1e3:.2f} ± {s * 1e3:.2f} | {k / baseline:.3f} |")
-    if args.shot_gap:
-        val_frames = [_source_and_number(split_group(f.name, data.val_group)) for f in splits.val_cartoons]
-        numbered = {i: _source_and_number(frame_of[i]) for i in order}
+    val_frames = [_source_and_number(split_group(f.name, data.val_group)) for f in splits.val_cartoons]
+    numbered = {i: _source_and_number(frame_of[i]) for i in order}
     for gap in args.shot_gap:
         far = [i for i in order if _far_from(numbered[i], val_frames, gap)]
         k, s = kid(cand[far], ref)

@@ -256,7 +256,10 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.dtype == torch.bfloat16)
 
     def train_step(self, batch: dict) -> dict[str, torch.Tensor]:
-        photo = batch["photo"].to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+        # on the device once, in the memory format every network here runs in: the objective uses the batch as it is
+        batch = {k: v.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+                 for k, v in batch.items()}
+        photo = batch["photo"]
         if self.init_steps <= self.step < self.init_steps + self.cfg.train.d_warmup_steps:
             with torch.no_grad(), self._autocast():
                 fake, _ = self.g_run(photo)

@@ -196,24 +196,17 @@ class Objective:
         return loss.detach()
 
     def discriminator_steps(self, batch: dict, fake: torch.Tensor) -> dict[str, torch.Tensor]:
-        """One step of every discriminator on this batch and these outputs; their losses."""
-        mf = self.memory_format
-        cartoon = batch["cartoon"].to(self.device, non_blocking=True).contiguous(memory_format=mf)
-        logs = {}
-        for h in self.heads:
-            smoothed = None
-            if h.name == "pixel" and self.uses_smoothed:
-                smoothed = batch["smoothed"].to(self.device, non_blocking=True).contiguous(memory_format=mf)
-            logs[f"loss/d_{h.name}"] = self._discriminator_step(h, cartoon, fake, smoothed)
-        return logs
+        """One step of every discriminator on this batch (on the device) and these outputs; their losses."""
+        return {f"loss/d_{h.name}": self._discriminator_step(
+                    h, batch["cartoon"], fake, batch["smoothed"] if h.name == "pixel" and self.uses_smoothed else None)
+                for h in self.heads}
 
     def step(self, batch: dict, fake: torch.Tensor, saliency: torch.Tensor, step: int
              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Train every discriminator one step on this batch, then return the generator's total loss and the logs."""
+        """Train every discriminator one step on this batch (on the device), then return the generator's total loss
+        and the logs."""
         cfg, dev, mf = self.cfg.loss, self.device, self.memory_format
-        photo, cartoon = (batch[k].to(dev, non_blocking=True).contiguous(memory_format=mf) for k in ("photo", "cartoon"))
-        sal_ref = batch["saliency"].to(dev, non_blocking=True)
-        target = batch["target"].to(dev, non_blocking=True).contiguous(memory_format=mf) if "target" in batch else None
+        photo, cartoon, sal_ref, target = batch["photo"], batch["cartoon"], batch["saliency"], batch.get("target")
         init = step < self.init_steps
         logs = {} if init else self.discriminator_steps(batch, fake)
 
