@@ -88,7 +88,6 @@ def test_overrides_dotted_and_short_with_type_coercion():
     ("style=watercolour", "'watercolour' is not a registered style"),
     ("model.generator=huge", "model.generator"),
     ("loss.surface_radius=0", "surface_radius"),
-    ("model.d_norm=batch", "model.d_norm"),
     ("w_ori=-1", "must not be negative"),
     ("size", "key=value"),
 ])

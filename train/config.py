@@ -60,7 +60,6 @@ class ModelConfig:
     # A run records the one it resolved in its config.yaml and checkpoints, so the registry can change under it.
     generator: typing.Optional[str] = None
     d_channels: int = 32  # discriminator width of the first conv (CartoonGAN: 32)
-    d_norm: str = "instance"  # the patch discriminators' normalisation: instance (CartoonGAN) | spectral (White-box)
     diffaug: str = ""  # DiffAugment policies for everything D sees, e.g. "translation,cutout" ("" = off)
     feature_d_channels: int = 64  # width of the VGG-feature discriminator's head (on when loss.w_adv_vgg > 0)
 
@@ -183,8 +182,6 @@ class Config:
             problems.append("data.limit: needs at least 2 files")
         if d.edge_kernel < 1 or d.edge_kernel % 2 == 0:
             problems.append("data.edge_kernel: must be odd and positive")
-        if self.model.d_norm not in ("instance", "spectral"):
-            problems.append(f"model.d_norm: {self.model.d_norm!r}; one of instance, spectral")
         if self.model.feature_d_channels < 1:
             problems.append("model.feature_d_channels: must be at least 1")
         if t.batch_size < 1:

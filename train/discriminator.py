@@ -5,34 +5,26 @@ import torch
 from torch import nn
 
 
-def _norm_act(channels: int, spectral: bool) -> list[nn.Module]:
-    norm = [] if spectral else [nn.InstanceNorm2d(channels, affine=True)]
-    return [*norm, nn.LeakyReLU(0.2, inplace=True)]
+def _norm_act(channels: int) -> list[nn.Module]:
+    return [nn.InstanceNorm2d(channels, affine=True), nn.LeakyReLU(0.2, inplace=True)]
 
 
 class Discriminator(nn.Module):
     """k3n(c)s1 -> [k3n(2c)s2, k3n(4c)s1 + IN] -> [k3n(4c)s2, k3n(8c)s1 + IN] -> k3n(8c)s1 + IN -> k3n1s1,
-    LeakyReLU 0.2 after every conv but the last.  c = 32 in CartoonGAN.  `norm="spectral"`: every conv spectrally
-    normalised and no instance norm (White-box's `disc_sn`): a Lipschitz D whose gradients the generator cannot
-    satisfy with high-frequency patterns as easily."""
+    LeakyReLU 0.2 after every conv but the last.  c = 32 in CartoonGAN."""
 
-    def __init__(self, channels: int = 32, in_channels: int = 3, norm: str = "instance"):
+    def __init__(self, channels: int = 32, in_channels: int = 3):
         super().__init__()
-        c, spectral = channels, norm == "spectral"
-        layers = nn.Sequential(
+        c = channels
+        self.net = nn.Sequential(
             nn.Conv2d(in_channels, c, 3, 1, 1), nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(c, 2 * c, 3, 2, 1), nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(2 * c, 4 * c, 3, 1, 1), *_norm_act(4 * c, spectral),
+            nn.Conv2d(2 * c, 4 * c, 3, 1, 1), *_norm_act(4 * c),
             nn.Conv2d(4 * c, 4 * c, 3, 2, 1), nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(4 * c, 8 * c, 3, 1, 1), *_norm_act(8 * c, spectral),
-            nn.Conv2d(8 * c, 8 * c, 3, 1, 1), *_norm_act(8 * c, spectral),  # feature construction block
+            nn.Conv2d(4 * c, 8 * c, 3, 1, 1), *_norm_act(8 * c),
+            nn.Conv2d(8 * c, 8 * c, 3, 1, 1), *_norm_act(8 * c),  # feature construction block
             nn.Conv2d(8 * c, 1, 3, 1, 1),
         )
-        if spectral:
-            for i, m in enumerate(layers):
-                if isinstance(m, nn.Conv2d):
-                    layers[i] = nn.utils.parametrizations.spectral_norm(m)
-        self.net = layers
 
     def forward(self, x):
         return self.net(x)

@@ -64,15 +64,13 @@ class Objective:
             from .face_id import FaceIDLoss
             self.face = FaceIDLoss(loss.face_id_weights, loss.face_box).to(device)
 
-        d_kind = f"width {model.d_channels}" + (", spectrally normalised" if model.d_norm == "spectral" else "")
-
         def patch_d(in_channels: int = 3) -> nn.Module:
-            return Discriminator(model.d_channels, in_channels, model.d_norm)
+            return Discriminator(model.d_channels, in_channels)
 
         heads = []
         if loss.w_adv > 0:
             heads.append(Head("pixel", "discriminator", "d", loss.w_adv,
-                              f"CartoonGAN's patch discriminator ({d_kind})", patch_d(),
+                              f"CartoonGAN's patch discriminator (width {model.d_channels})", patch_d(),
                               self._augment, smoothed_weight=loss.w_d_smoothed))
         if loss.w_adv_vgg > 0:
             heads.append(Head("vgg", "feature_discriminator", "df", loss.w_adv_vgg,
@@ -80,12 +78,12 @@ class Objective:
                               FeatureDiscriminator(self.vgg.out_channels, model.feature_d_channels), self._vgg_view))
         if loss.w_adv_surface > 0:
             heads.append(Head("surface", "surface_discriminator", "d_surface", loss.w_adv_surface,
-                              f"a patch discriminator ({d_kind}) on guided-filtered images "
+                              f"a patch discriminator (width {model.d_channels}) on guided-filtered images "
                               f"(r {loss.surface_radius}, eps {loss.surface_eps:g}: White-box's surface)", patch_d(),
                               self._surface_view))
         if loss.w_adv_texture > 0:
             heads.append(Head("texture", "texture_discriminator", "d_texture", loss.w_adv_texture,
-                              f"a patch discriminator ({d_kind}) on one random grayscale of the "
+                              f"a patch discriminator (width {model.d_channels}) on one random grayscale of the "
                               "images (White-box's texture)", patch_d(1), self._texture_view))
         o = cfg.optim
         for h in heads:
@@ -135,7 +133,7 @@ class Objective:
             def names(s):
                 return ", ".join(f"{k} ({v['class']})" for k, v in s.items()) or "none"
             raise ConfigError(f"{path}: was trained with discriminators {names(saved)}; this config has {names(mine)} "
-                              "(loss.w_adv*, model.d_channels, model.d_norm, model.feature_d_*): resume with the run's config")
+                              "(loss.w_adv*, model.d_channels, model.feature_d_*): resume with the run's config")
 
     def set_lr(self, lr: float, betas: tuple[float, float]) -> None:
         for h in self.heads:
