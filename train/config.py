@@ -49,6 +49,7 @@ class DataConfig:
     # itself as the target, in place of a share of the photos)
     target: str = ""
     degraded_share: float = 0.5  # data.target=degraded: the share of a batch's items that are synthetic pairs
+    degrade_parts: str = "colour,outlines,texture,crisp"  # which changes train.degrade makes (comma-separated)
     canny_low: int = 100
     canny_high: int = 200
     edge_kernel: int = 5  # dilation and Gaussian kernel size of the edge smoothing

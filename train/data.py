@@ -242,7 +242,7 @@ class UnpairedDataset(Dataset):
                 k = int(rng.integers(len(self.cartoons)))
                 frame, sal = self._crop_flip(rng, self._load(self.cartoons[k]), read_png(self.cartoon_saliency[k]))
                 source = self._load(self.photos[i])
-                item["photo"] = _chw(photo_like(frame, source, rng))
+                item["photo"] = _chw(photo_like(frame, source, rng, self.cfg.degrade_parts.split(",")))
                 item["saliency"] = torch.from_numpy(np.ascontiguousarray(sal, np.float32) / 255.0)[None]
             item["target"] = _chw(frame) if pair else item["photo"]
             item["target_mask"] = torch.tensor(float(pair))

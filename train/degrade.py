@@ -24,15 +24,18 @@ def _rgb(lab: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(lab.astype(np.float32), cv2.COLOR_LAB2RGB) * 255.0
 
 
-def photo_like(frame: np.ndarray, photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+PARTS = ("colour", "outlines", "texture", "crisp")
+
+
+def photo_like(frame: np.ndarray, photo: np.ndarray, rng: np.random.Generator, parts=PARTS) -> np.ndarray:
     """(H, W, 3) uint8 frame -> (H, W, 3) uint8 of the same scene as a photo would show it; `photo` (any size, uint8
-    RGB) lends its colour statistics and texture."""
+    RGB) lends its colour statistics and texture; `parts`: which of the changes to make."""
     h, w = frame.shape[:2]
     f, p = _lab(frame).reshape(-1, 3), _lab(photo).reshape(-1, 3)
     matched = (f - f.mean(0)) * (p.std(0) + 1e-3) / (f.std(0) + 1e-3) + p.mean(0)
-    a = rng.uniform(0.2, 0.7)
+    a = rng.uniform(0.2, 0.7) if "colour" in parts else 0.0
     out = _rgb(((1 - a) * f + a * matched).reshape(h, w, 3))
-    if rng.random() < 0.5:
+    if rng.random() < 0.5 and "outlines" in parts:
         out = cv2.morphologyEx(out, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
     noise = rng.standard_normal((h, w)).astype(np.float32)
     texture = sum(cv2.GaussianBlur(noise * s, (0, 0), s) for s in (0.7, 1.5, 3.0)) * rng.uniform(1, 5)
@@ -41,7 +44,10 @@ def photo_like(frame: np.ndarray, photo: np.ndarray, rng: np.random.Generator) -
         y, x = int(rng.integers(gray.shape[0] - h + 1)), int(rng.integers(gray.shape[1] - w + 1))
         gray = gray[y:y + h, x:x + w]
         texture += (gray - cv2.GaussianBlur(gray, (0, 0), 0.8)) * rng.uniform(0, 0.5)
-    out = out + texture[..., None]
+    if "texture" in parts:
+        out = out + texture[..., None]
     for sigma in (1.0, 2.5):
-        out = out + rng.uniform(0.3, 1.2) * (out - cv2.GaussianBlur(out, (0, 0), sigma))
+        amount = rng.uniform(0.3, 1.2)
+        if "crisp" in parts:
+            out = out + amount * (out - cv2.GaussianBlur(out, (0, 0), sigma))
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
