@@ -45,11 +45,7 @@ class DataConfig:
     num_workers: typing.Optional[int] = None  # dataloader workers per process; None: chosen from the cores
     cache_dir: str = ".cache/train"
     # what the loss.w_target_* terms compare the output with: "" none | paired (each photo's cartoon: paired_files)
-    # | degraded (synthetic pairs: a training cartoon made photo-like, train.degrade, as the input and the cartoon
-    # itself as the target, in place of a share of the photos)
     target: str = ""
-    degraded_share: float = 0.5  # data.target=degraded: the share of a batch's items that are synthetic pairs
-    degrade_parts: str = "colour,outlines,texture,crisp"  # which changes train.degrade makes (comma-separated)
     canny_low: int = 100
     canny_high: int = 200
     edge_kernel: int = 5  # dilation and Gaussian kernel size of the edge smoothing
@@ -206,10 +202,8 @@ class Config:
             problems.append("log.ssim_floor: must be in [0, 1]")
         if not 0 < self.loss.content_scale <= 1:
             problems.append("loss.content_scale: must be in (0, 1]")
-        if not 0 < d.degraded_share <= 1:
-            problems.append("data.degraded_share: must be in (0, 1]")
-        if d.target not in ("", "paired", "degraded"):
-            problems.append(f"data.target: {d.target!r} is not one of '' (none), paired, degraded")
+        if d.target not in ("", "paired"):
+            problems.append(f"data.target: {d.target!r} is not one of '' (none), paired")
         if (self.loss.w_target_pixel > 0 or self.loss.w_target_vgg > 0) and not d.target:
             problems.append("loss.w_target_pixel / w_target_vgg: need data.target (paired)")
         if self.loss.surface_radius < 1 or self.loss.surface_eps <= 0:

@@ -25,7 +25,6 @@ from cartoon.tiling import to_network
 
 from .cache import MapCache, file_digest, read_png
 from .config import ConfigError, DataConfig
-from .degrade import photo_like
 from .edges import smooth_edges
 from .saliency_ref import saliency_reference
 
@@ -182,18 +181,13 @@ def _chw(rgb: np.ndarray) -> torch.Tensor:
 class UnpairedDataset(Dataset):
     """Item `epoch * len + i`: photo i (with its saliency reference, and its target when `targets` is given: its
     paired cartoon, decoded like the photos) and a cartoon drawn for (epoch, i) (with its edge-smoothed copy unless
-    `smoothed` is None), each group cropped and flipped alike.
-
-    With `cartoon_saliency` (data.target=degraded) a share `data.degraded_share` of the items swap the photo for a
-    synthetic pair: a training cartoon made photo-like (train.degrade, with photo i's colours and texture) as the
-    input, the cartoon itself as the target; `target_mask` says which items have a target."""
+    `smoothed` is None), each group cropped and flipped alike."""
 
     def __init__(self, cfg: DataConfig, photos: list[Path], saliency: list[Path], cartoons: list[Path],
-                 smoothed: list[Path] | None, seed: int, targets: list[Path] | None = None,
-                 cartoon_saliency: list[Path] | None = None):
+                 smoothed: list[Path] | None, seed: int, targets: list[Path] | None = None):
         self.cfg, self.seed = cfg, seed
         self.photos, self.saliency, self.cartoons, self.smoothed = photos, saliency, cartoons, smoothed
-        self.targets, self.cartoon_saliency = targets, cartoon_saliency
+        self.targets = targets
 
     def __len__(self) -> int:
         return len(self.photos)
@@ -236,16 +230,6 @@ class UnpairedDataset(Dataset):
             item["smoothed"] = _chw(smooth[0])
         if target:
             item["target"] = _chw(target[0])
-        if self.cartoon_saliency is not None:
-            pair = rng.random() < self.cfg.degraded_share
-            if pair:
-                k = int(rng.integers(len(self.cartoons)))
-                frame, sal = self._crop_flip(rng, self._load(self.cartoons[k]), read_png(self.cartoon_saliency[k]))
-                source = self._load(self.photos[i])
-                item["photo"] = _chw(photo_like(frame, source, rng, self.cfg.degrade_parts.split(",")))
-                item["saliency"] = torch.from_numpy(np.ascontiguousarray(sal, np.float32) / 255.0)[None]
-            item["target"] = _chw(frame) if pair else item["photo"]
-            item["target_mask"] = torch.tensor(float(pair))
         return item
 
 

@@ -141,10 +141,7 @@ class Trainer:
         workers = cfg.data.num_workers if cfg.data.num_workers is not None else default_workers(self.device, d)
         cache_workers = max(1, (os.cpu_count() or 1) // d.local_world_size)
         photo_digests, cartoon_digests = file_digests(s.photos), file_digests(s.cartoons)
-        degraded = cfg.data.target == "degraded"
         caches = [(saliency_cache(cfg.data), s.photos, photo_digests)]
-        if degraded:  # the synthetic pairs' inputs are cartoons
-            caches.append((saliency_cache(cfg.data), s.cartoons, cartoon_digests))
         if self.uses_smoothed:
             caches.append((edge_cache(cfg.data), s.cartoons, cartoon_digests))
 
@@ -160,11 +157,9 @@ class Trainer:
             dist.barrier()
         # whatever is still missing (a node-local cache folder)
         sal_paths, *rest = build(0, 1)
-        cartoon_sal_paths = rest.pop(0) if degraded else None
         edge_paths = rest[0] if self.uses_smoothed else None
         targets = paired_files(s.photos, s.cartoons, cfg.data.val_group) if cfg.data.target == "paired" else None
-        self.dataset = UnpairedDataset(cfg.data, s.photos, sal_paths, s.cartoons, edge_paths, cfg.train.seed, targets,
-                                       cartoon_saliency=cartoon_sal_paths)
+        self.dataset = UnpairedDataset(cfg.data, s.photos, sal_paths, s.cartoons, edge_paths, cfg.train.seed, targets)
         self.sampler = EpochSampler(self.dataset, d.world_size, d.rank, cfg.train.seed)
         # its own generator: each epoch's iterator draws a worker seed, which from the global RNG would shift the
         # DiffAugment stream after a resume (crops come from per-image seeds, not from it)
@@ -262,8 +257,7 @@ class Trainer:
 
     def train_step(self, batch: dict) -> dict[str, torch.Tensor]:
         # on the device once, in the memory format every network here runs in: the objective uses the batch as it is
-        batch = {k: v.to(self.device, non_blocking=True).contiguous(
-                     memory_format=self.memory_format if v.dim() == 4 else torch.contiguous_format)
+        batch = {k: v.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
                  for k, v in batch.items()}
         photo = batch["photo"]
         if self.init_steps <= self.step < self.init_steps + self.cfg.train.d_warmup_steps:

@@ -254,19 +254,6 @@ def tv_loss(x: torch.Tensor) -> torch.Tensor:
     return (x[:, :, 1:] - x[:, :, :-1]).abs().mean() + (x[:, :, :, 1:] - x[:, :, :, :-1]).abs().mean()
 
 
-def target_l1(fake: torch.Tensor, target: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
-    """L1 over the items whose mask is 1 (every item without a mask); 0 when none has a target."""
-    per_item = (fake.float() - target.float()).abs().flatten(1).mean(1)
-    if mask is None:
-        return per_item.mean()
-    return (per_item * mask).sum() / mask.sum().clamp(min=1)
-
-
-def _no_grad(fn: Callable, x: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
-        return fn(x)
-
-
 # ---- the generator's optional terms: one table that the training step iterates and the model card lists -------------
 
 
@@ -281,7 +268,6 @@ class StepImages:
     fake_features: Optional[torch.Tensor] = None  # vgg(fake), shared with the content loss
     face: Optional[nn.Module] = None  # the face-ID network, built only when its weight is on
     target: Optional[torch.Tensor] = None  # the photo's target (data.target), when there is one
-    target_mask: Optional[torch.Tensor] = None  # (N,): 1 where an item has a target (data.target=degraded)
     superpixels: int = 100  # the structure term: SLIC segments per 256x256 area
     outline: float = 0.0  # the structure term: outline threshold of the painting (0: none)
 
@@ -313,8 +299,7 @@ OPTIONAL_TERMS: tuple[GeneratorTerm, ...] = (
     GeneratorTerm("structure", "w_structure", "structure: VGG L1 to the output's own superpixel painting (White-box)",
                   lambda t: structure_loss(t.vgg, t.fake, t.fake_features, t.painting)),
     GeneratorTerm("target_pixel", "w_target_pixel", "pixel L1 to the target (data.target)",
-                  lambda t: target_l1(t.fake, t.target, t.target_mask), in_init=True),
+                  lambda t: F.l1_loss(t.fake.float(), t.target.float()), in_init=True),
     GeneratorTerm("target_vgg", "w_target_vgg", "VGG feature L1 to the target (data.target)",
-                  lambda t: target_l1(t.vgg(t.fake) if t.fake_features is None else t.fake_features,
-                                      _no_grad(t.vgg, t.target), t.target_mask), in_init=True),
+                  lambda t: content_loss(t.vgg, t.fake, t.target, fake_features=t.fake_features), in_init=True),
 )

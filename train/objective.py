@@ -223,7 +223,7 @@ class Objective:
                     total = total + h.weight * adv
                     logs[f"loss/g_{h.name}"] = adv.detach()
             images = L.StepImages(fake, photo, cartoon, self.vgg_run, fake_features, self.face, target,
-                                  batch.get("target_mask"), cfg.superpixels, cfg.structure_outline)
+                                  cfg.superpixels, cfg.structure_outline)
             for term in L.OPTIONAL_TERMS:
                 weight = getattr(cfg, term.weight_key)
                 if weight > 0 and (term.in_init or not init):
