@@ -48,11 +48,6 @@ class GeneratorConfig:
     # so a generator without them loads unchanged).  Without them the up path sees the photo only through the
     # quarter-resolution bottleneck and cannot cancel the fine texture that the residual passes through.
     skips: bool = False
-    # The photo-guided head: every change the generator makes (colour offset, detail gain, outline strength) is a
-    # guided filter of its raw output with the photo's luma as the guide (radius `guide_radius`, 0: off), so it is
-    # smooth wherever the photo is and can only change where the photo has edges: no pattern the photo lacks.
-    guide_radius: int = 0
-    guide_eps: float = 1e-3
 
     def __post_init__(self):
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
@@ -77,14 +72,13 @@ class GeneratorConfig:
     def weight_layout(self) -> dict:
         """The fields that shape the weights: configs equal here load each other's state dicts (the output filter
         has no parameters)."""
-        return {k: v for k, v in self.to_dict().items() if k not in ("smooth_radius", "smooth_eps", "guide_eps")}
+        return {k: v for k, v in self.to_dict().items() if k not in ("smooth_radius", "smooth_eps")}
 
     def loads_from(self, other: "GeneratorConfig") -> bool:
         """Whether `other`'s weights initialise this generator: the same layout, or the same without the skips
         (which start at zero)."""
         mine, theirs = self.weight_layout(), other.weight_layout()
-        extra = {k: getattr(self, k) for k in ("skips", "guide_radius") if getattr(self, k) and not getattr(other, k)}
-        return mine == theirs | extra
+        return mine == theirs or (self.skips and not other.skips and mine == theirs | {"skips": True})
 
     @classmethod
     def from_dict(cls, d: dict) -> "GeneratorConfig":
@@ -122,16 +116,6 @@ CONFIGS = {
     "wide-unet-smooth": GeneratorConfig(
         channels=(32, 64, 128), saliency_channels=(8, 16, 32), num_res_blocks=4, block="dwsep",
         upsample="resize", cbam_reduction=4, residual=True, smooth_radius=2, smooth_eps=0.02, skips=True,
-    ),
-    # `wide-res-smooth` with the photo-guided head: changes only where the photo has edges, no invented patterns.
-    "wide-guided-smooth": GeneratorConfig(
-        channels=(32, 64, 128), saliency_channels=(8, 16, 32), num_res_blocks=4, block="dwsep",
-        upsample="resize", cbam_reduction=4, residual=True, smooth_radius=2, smooth_eps=0.02, guide_radius=4,
-    ),
-    "wide-guided-smooth-e2": GeneratorConfig(
-        channels=(32, 64, 128), saliency_channels=(8, 16, 32), num_res_blocks=4, block="dwsep",
-        upsample="resize", cbam_reduction=4, residual=True, smooth_radius=2, smooth_eps=0.02, guide_radius=4,
-        guide_eps=1e-2,
     ),
 }
 
@@ -345,12 +329,6 @@ class Generator(nn.Module):
             for s in self.skips:
                 nn.init.zeros_(s.weight)
                 nn.init.zeros_(s.bias)
-        # photo-guided head: detail gain (3) and outline strength (1), beside the colour change; zero at the start
-        self.detail = conv(c0, 4, 7, 1, cfg) if cfg.guide_radius else None
-        if self.detail is not None:
-            last = self.detail[-1] if isinstance(self.detail, nn.Sequential) else self.detail
-            nn.init.zeros_(last.weight)
-            nn.init.zeros_(last.bias)
         if cfg.residual:  # the change starts at zero: the untrained generator returns its input
             last = self.up[-2][-1] if isinstance(self.up[-2], nn.Sequential) else self.up[-2]
             nn.init.zeros_(last.weight)
@@ -362,33 +340,16 @@ class Generator(nn.Module):
         h1 = self.fuse[1](self.down1(h0), sal[1])
         h = self.res(self.fuse[2](self.down2(h1), sal[2]))
         if self.skips is None:
-            h = self.up[:-2](h)
+            out = self.up(h)
         else:  # up = [upconv, conv, norm, relu] x 2, conv, tanh
             h = self.up[0](h) + self.skips[0](h1)
-            h = self.up[5:-2](self.up[4](self.up[1:4](h)) + self.skips[1](h0))
-        out = self.up[-2:](h)
-        if self.detail is not None:
-            out = self._guided_head(x, h, out)
-        elif self.config.residual:
+            h = self.up[4](self.up[1:4](h)) + self.skips[1](h0)
+            out = self.up[5:](h)
+        if self.config.residual:
             out = (x + out).clamp(-1.0, 1.0)
         if self.config.smooth_radius:
             out = guided_filter(out, out, self.config.smooth_radius, self.config.smooth_eps).clamp(-1.0, 1.0)
         return out, self.saliency.head(sal[2])
-
-    def _guided_head(self, x: torch.Tensor, features: torch.Tensor, change: torch.Tensor) -> torch.Tensor:
-        """photo + colour change + gain x the photo's detail - outline strength x the photo's edges, each map a
-        guided filter (guide: the photo's luma) of the raw head."""
-        r, eps = self.config.guide_radius, self.config.guide_eps
-        luma = (0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]).float()
-        raw = torch.cat([change, self.detail(features)], 1)
-        maps = guided_filter(luma.expand(-1, raw.shape[1], -1, -1), raw, r, eps).float()
-        colour, gain, line = maps[:, :3], torch.tanh(maps[:, 3:6]), F.relu(maps[:, 6:7])
-        base = guided_filter(x, x, 2, 0.01).float()  # the photo without its fine texture
-        gy, gx = base.mean(1, keepdim=True).diff(dim=2, append=base.mean(1, keepdim=True)[:, :, -1:]), \
-            base.mean(1, keepdim=True).diff(dim=3, append=base.mean(1, keepdim=True)[:, :, :, -1:])
-        edge = (gx.abs() + gy.abs()).clamp(max=0.5) * 2  # 0 (flat) .. 1 (a step of a quarter of the range)
-        out = x.float() + colour + gain * (x.float() - base) - line * edge
-        return out.clamp(-1.0, 1.0).to(x.dtype)
 
     # ---- whole-image statistics ---------------------------------------------------------------------------
 

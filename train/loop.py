@@ -221,10 +221,8 @@ class Trainer:
         if not self.generator.config.loads_from(start.config):
             raise ConfigError(f"train.init_weights: {source} is a {start.config.to_dict()} generator; the run trains "
                               f"{self.generator_spec.to_dict()} (set model.generator to match)")
-        # a start without the skips or the guided head leaves them at their zero init (loads_from allows no other
-        # difference)
-        same = start.config.weight_layout() == self.generator.config.weight_layout()
-        self.generator.load_state_dict(start.state_dict(), strict=same)
+        # a start without the skips leaves them at their zero init (loads_from allows no other difference)
+        self.generator.load_state_dict(start.state_dict(), strict=start.config.skips == self.generator.config.skips)
 
     def _modules(self) -> dict:
         return {"generator": self.generator, "ema": self.ema} | self.objective.modules()
