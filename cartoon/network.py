@@ -21,9 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .filters import guided_filter
+from .filters import chroma_guard, guided_filter
 
 BLOCK_TYPES = ("plain", "dwsep", "inverted")
+OUTPUT_FILTER_FIELDS = ("smooth_radius", "smooth_eps", "chroma_gain", "chroma_floor")
 UPSAMPLE_TYPES = ("transposed", "resize")
 
 
@@ -44,6 +45,11 @@ class GeneratorConfig:
     # flattens what varies less than sqrt(smooth_eps) in a (2r+1)^2 window and keeps outlines and region edges.
     smooth_radius: int = 0
     smooth_eps: float = 0.02
+    # A chroma guard after that (0: none): the output's saturation, over 5x5 windows, held under the photo's plus
+    # chroma_floor, and a boost up to chroma_gain x only where the photo is colourful (`filters.chroma_guard`): no
+    # colour on surfaces the photo has as grey.
+    chroma_gain: float = 0.0
+    chroma_floor: float = 0.03
     # U-Net skips: the full- and half-resolution encoder features join the up path (1x1 convs, zero at the start,
     # so a generator without them loads unchanged).  Without them the up path sees the photo only through the
     # quarter-resolution bottleneck and cannot cancel the fine texture that the residual passes through.
@@ -62,6 +68,8 @@ class GeneratorConfig:
             raise ValueError("num_res_blocks >= 0, expansion >= 1 and cbam_reduction >= 1 are required")
         if self.smooth_radius < 0 or self.smooth_eps <= 0:
             raise ValueError("smooth_radius >= 0 and smooth_eps > 0 are required")
+        if self.chroma_gain < 0 or self.chroma_floor < 0:
+            raise ValueError("chroma_gain >= 0 and chroma_floor >= 0 are required")
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -71,8 +79,8 @@ class GeneratorConfig:
 
     def weight_layout(self) -> dict:
         """The fields that shape the weights: configs equal here load each other's state dicts (the output filter
-        has no parameters)."""
-        return {k: v for k, v in self.to_dict().items() if k not in ("smooth_radius", "smooth_eps")}
+        and the chroma guard have no parameters)."""
+        return {k: v for k, v in self.to_dict().items() if k not in OUTPUT_FILTER_FIELDS}
 
     def loads_from(self, other: "GeneratorConfig") -> bool:
         """Whether `other`'s weights initialise this generator: the same layout, or the same without the skips
@@ -111,6 +119,11 @@ CONFIGS = {
     "wide-res-smooth": GeneratorConfig(
         channels=(32, 64, 128), saliency_channels=(8, 16, 32), num_res_blocks=4, block="dwsep",
         upsample="resize", cbam_reduction=4, residual=True, smooth_radius=2, smooth_eps=0.02,
+    ),
+    # `wide-res-smooth` with the chroma guard: the shipped scene styles (their generators made near-grey surfaces red).
+    "wide-res-smooth-guard": GeneratorConfig(
+        channels=(32, 64, 128), saliency_channels=(8, 16, 32), num_res_blocks=4, block="dwsep",
+        upsample="resize", cbam_reduction=4, residual=True, smooth_radius=2, smooth_eps=0.02, chroma_gain=1.3,
     ),
     # `wide-res-smooth` with U-Net skips: the up path sees the photo's fine texture and can paint it flat.
     "wide-unet-smooth": GeneratorConfig(
@@ -349,6 +362,8 @@ class Generator(nn.Module):
             out = (x + out).clamp(-1.0, 1.0)
         if self.config.smooth_radius:
             out = guided_filter(out, out, self.config.smooth_radius, self.config.smooth_eps).clamp(-1.0, 1.0)
+        if self.config.chroma_gain:
+            out = chroma_guard(x, out, self.config.chroma_gain, self.config.chroma_floor)
         return out, self.saliency.head(sal[2])
 
     # ---- whole-image statistics ---------------------------------------------------------------------------

@@ -55,9 +55,9 @@ STYLES: dict[str, Style] = {
     s.name: s
     for s in (
         Style("ghibli", "Ghibli (Hayao)", "Studio Ghibli scenery: soft painted skies, clean outlines, warm flat colour.",
-              mode="scene", config="wide-res-smooth", folder="ghibli"),
+              mode="scene", config="wide-res-smooth-guard", folder="ghibli"),
         Style("shinkai", "Shinkai", "Makoto Shinkai scenery: saturated blue skies, bright light, crisp detail.",
-              mode="scene", config="wide-res-smooth", folder="shinkai"),
+              mode="scene", config="wide-res-smooth-guard", folder="shinkai"),
         Style("portrait", "Portrait", "photo2cartoon-like portraits: aligned faces on white, smooth skin, big eyes.",
               mode="portrait", config="lite-res", folder="portrait"),
     )

@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -183,7 +185,43 @@ def test_unet_skips_start_at_zero_and_load_a_generator_without_them():
     assert (changed[..., 1:] - changed[..., :-1]).abs().mean() > 0.3 * changed.abs().mean()
 
 
-@pytest.mark.parametrize("kwargs", [dict(smooth_radius=-1), dict(smooth_radius=2, smooth_eps=0.0)])
+def test_the_chroma_guard_takes_colour_off_what_the_photo_has_grey_and_keeps_a_saturation_boost():
+    from cartoon.filters import chroma_guard, rgb_to_yuv
+
+    photo = torch.full((1, 3, 32, 64), -0.3)  # grey asphalt on the left ...
+    photo[..., 32:] = torch.tensor([-0.6, 0.2, -0.7]).view(1, 3, 1, 1)  # ... green grass on the right
+    out = photo.clone()
+    out[..., :32] = torch.tensor([-0.2, -0.55, -0.6]).view(1, 3, 1, 1)  # a generator turned the asphalt red
+    out[..., 32:] = torch.tensor([-0.7, 0.25, -0.85]).view(1, 3, 1, 1)  # and the grass a little greener
+    guarded = chroma_guard(photo, out, gain=1.3, floor=0.03)
+
+    def saturation(img, cols):  # chroma over luma in the middle of a region
+        yuv = rgb_to_yuv(img)[..., 8:24, cols]
+        return (yuv[:, 1:].pow(2).sum(1).sqrt() / (yuv[:, 0] + 0.05)).mean().item()
+
+    left, right = slice(8, 24), slice(40, 56)
+    assert saturation(out, left) > 0.3 and saturation(guarded, left) < 0.035  # the red is gone: the floor's 0.03 is left
+    assert torch.allclose(rgb_to_yuv(guarded)[:, 0], rgb_to_yuv(out)[:, 0], atol=1e-5)  # luma untouched
+    assert torch.allclose(guarded[..., right], out[..., right], atol=1e-5)  # the boosted grass passes
+    assert saturation(out, right) > 1.1 * saturation(photo, right)
+
+
+def test_the_chroma_guard_is_part_of_the_generator_and_has_no_weights():
+    torch.manual_seed(0)
+    plain = Generator("wide-res-smooth").eval()
+    torch.nn.init.normal_(plain.up[-2][-1].weight, std=0.05)  # move the residual off the identity
+    guarded = Generator(dataclasses.replace(CONFIGS["wide-res-smooth"], chroma_gain=1.3)).eval()
+    assert guarded.config.weight_layout() == plain.config.weight_layout()
+    guarded.load_state_dict(plain.state_dict())
+    photo = (0.3 * torch.randn(1, 1, 32, 32)).expand(-1, 3, -1, -1)  # grey: the colour the generator adds goes again
+    with torch.no_grad():
+        a, b = plain(photo)[0], guarded(photo)[0]
+    chroma = lambda y: (y - y.mean(1, keepdim=True)).abs().mean().item()
+    assert chroma(a) > 0.01 and chroma(b) < chroma(a) / 2  # what is left: the floor
+
+
+@pytest.mark.parametrize("kwargs", [dict(smooth_radius=-1), dict(smooth_radius=2, smooth_eps=0.0),
+                                    dict(chroma_gain=-1.0), dict(chroma_gain=1.3, chroma_floor=-0.1)])
 def test_bad_output_filters_are_refused(kwargs):
-    with pytest.raises(ValueError, match="smooth"):
+    with pytest.raises(ValueError, match="smooth|chroma"):
         GeneratorConfig(**kwargs)

@@ -119,22 +119,15 @@ def gram_style_loss(vgg: VGGFeatures, fake: torch.Tensor, cartoon: torch.Tensor,
     return F.l1_loss(gram(vgg(fake) if fake_features is None else fake_features), target)
 
 
-def rgb_to_yuv(rgb: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] RGB -> YUV of the [0, 1] image (BT.601)."""
-    x = (rgb.float() + 1.0) / 2.0
-    m = x.new_tensor([[0.299, 0.587, 0.114], [-0.14714119, -0.28886916, 0.43601035], [0.61497538, -0.51496512, -0.10001026]])
-    return torch.einsum("ij,njhw->nihw", m, x)
-
-
 def color_loss(fake: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
     """AnimeGAN: L1 on luma, Huber on chroma, against the photo."""
-    a, b = rgb_to_yuv(fake), rgb_to_yuv(photo)
+    a, b = filters.rgb_to_yuv(fake), filters.rgb_to_yuv(photo)
     return F.l1_loss(a[:, 0], b[:, 0]) + F.huber_loss(a[:, 1], b[:, 1]) + F.huber_loss(a[:, 2], b[:, 2])
 
 
 def _block_yuv_l1(fake: torch.Tensor, photo: torch.Tensor, channels: slice, factor: int) -> torch.Tensor:
     """L1 between the output's and the photo's YUV `channels`, each averaged over `factor` x `factor` blocks."""
-    a, b = (F.avg_pool2d(rgb_to_yuv(x)[:, channels], factor) for x in (fake, photo))
+    a, b = (F.avg_pool2d(filters.rgb_to_yuv(x)[:, channels], factor) for x in (fake, photo))
     return F.l1_loss(a, b)
 
 
