@@ -55,8 +55,8 @@ def chroma_guard(photo: torch.Tensor, out: torch.Tensor, gain: float, floor: flo
     window) is above the photo's plus `floor`, or, where the photo's is above `grey`, above a boost of that excess by
     `gain`.  The scene generators turn the faint tints of near-grey surfaces into colour the photo does not have
     (asphalt and limestone red, dark trunks red), most of all where they also darken them; the saturation boost of
-    colourful regions (greener grass, bluer sky) passes, and so do the output's luma and its fine chroma detail.  Both images in [-1, 1]; computed in float32, returned in `out`'s
-    dtype."""
+    colourful regions (greener grass, bluer sky) passes, and so do the output's luma and its fine chroma detail.
+    Both images in [-1, 1]; computed in float32, returned in `out`'s dtype."""
     yuv_p, yuv_o = rgb_to_yuv(photo), rgb_to_yuv(out)
     mean_p, mean_o = box_mean_pooled(yuv_p, r), box_mean_pooled(yuv_o, r)
     luma_o = mean_o[:, :1] + 0.05  # the offset keeps near-black windows from counting as saturated

@@ -200,7 +200,7 @@ def test_the_chroma_guard_takes_colour_off_what_the_photo_has_grey_and_keeps_a_s
         return (yuv[:, 1:].pow(2).sum(1).sqrt() / (yuv[:, 0] + 0.05)).mean().item()
 
     left, right = slice(8, 24), slice(40, 56)
-    assert saturation(out, left) > 0.3 and saturation(guarded, left) < 0.035  # the red is gone: the floor's 0.03 is left
+    assert saturation(out, left) > 0.3 and saturation(guarded, left) < 0.035  # the red is gone: the floor is left
     assert torch.allclose(rgb_to_yuv(guarded)[:, 0], rgb_to_yuv(out)[:, 0], atol=1e-5)  # luma untouched
     assert torch.allclose(guarded[..., right], out[..., right], atol=1e-5)  # the boosted grass passes
     assert saturation(out, right) > 1.1 * saturation(photo, right)
