@@ -61,7 +61,7 @@ def chroma_guard(photo: torch.Tensor, out: torch.Tensor, gain: float, floor: flo
     mean_p, mean_o = box_mean_pooled(yuv_p, r), box_mean_pooled(yuv_o, r)
     luma_o = mean_o[:, :1] + 0.05  # the offset keeps near-black windows from counting as saturated
     saturation_p = mean_p[:, 1:].pow(2).sum(1, keepdim=True).sqrt() / (mean_p[:, :1] + 0.05)
-    chroma_o = mean_o[:, 1:].pow(2).sum(1, keepdim=True).sqrt()
+    chroma_o = (mean_o[:, 1:].pow(2).sum(1, keepdim=True) + 1e-12).sqrt()  # + 1e-12: a finite gradient at grey
     allowed = saturation_p + (gain - 1.0) * (saturation_p - grey).clamp(min=0.0) + floor
     scale = (allowed * luma_o / (chroma_o + 1e-6)).clamp(max=1.0)
     guarded = torch.cat([yuv_o[:, :1], yuv_o[:, 1:] * scale], 1)

@@ -218,6 +218,11 @@ def test_the_chroma_guard_is_part_of_the_generator_and_has_no_weights():
         a, b = plain(photo)[0], guarded(photo)[0]
     chroma = lambda y: (y - y.mean(1, keepdim=True)).abs().mean().item()
     assert chroma(a) > 0.01 and chroma(b) < chroma(a) / 2  # what is left: the floor
+    # trainable through it: a grey output (zero chroma) still gives finite gradients
+    guarded.requires_grad_(True)
+    torch.nn.init.zeros_(guarded.up[-2][-1].weight)
+    guarded(photo)[0].sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in guarded.parameters() if p.grad is not None)
 
 
 @pytest.mark.parametrize("kwargs", [dict(smooth_radius=-1), dict(smooth_radius=2, smooth_eps=0.0),
